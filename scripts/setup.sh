@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install everything Seguro needs on a fresh Debian/Ubuntu machine (idempotent):
+# etcd from the OS packages when missing, a virtualenv at .venv with Seguro and its dev tools.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+if ! command -v etcd >/dev/null 2>&1; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq etcd-server etcd-client python3-venv >/dev/null
+    # A systemd host enables etcd.service on the default ports; Seguro never uses them, but keep them free.
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then
+        $SUDO systemctl disable --now etcd || true
+    fi
+fi
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/pip install -q --upgrade pip >/dev/null
+.venv/bin/pip install -q -e '.[dev]'

@@ -1,0 +1,20 @@
+"""The `seguro` command line. Each concept's commands live in its own module under seguro/cli/."""
+
+from __future__ import annotations
+
+import click
+
+from seguro.cli import log, node, ops, ship
+
+
+@click.group()
+@click.version_option(package_name="seguro")
+def main() -> None:
+    """Seguro: a replicated, fenced event log for Urbit ships."""
+
+
+main.add_command(log.group)
+main.add_command(node.group)
+main.add_command(ship.command)
+for _command in ops.commands:
+    main.add_command(_command)
