@@ -1,0 +1,228 @@
+"""What flows into the replication core (events) and out of it (a `Ready`: what to do now).
+
+The core never performs I/O. A driver feeds it these events, performs the `Ready` it returns, and feeds
+the results back as further events — the way etcd-io/raft hands `Ready` to its caller.
+Records are opaque bytes here (vere EVENTS values); jobs are opaque objects (nouns) the driver made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Contiguous records `first_event ..` written under fencing token `epoch`."""
+
+    epoch: int
+    first_event: int
+    records: tuple[bytes, ...]
+
+    @property
+    def last_event(self) -> int:
+        return self.first_event + len(self.records) - 1
+
+    def size_bytes(self) -> int:
+        return sum(len(r) for r in self.records)
+
+
+# ---- events: lease ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LeaseGranted:
+    lease_id: int
+    ttl_s: float
+    sent_at_s: float
+
+
+@dataclass(frozen=True)
+class KeepaliveAcked:
+    lease_id: int
+    ttl_s: float
+    sent_at_s: float
+
+
+@dataclass(frozen=True)
+class LeaseLost:
+    """etcd says the lease is gone (expired or revoked)."""
+
+    lease_id: int
+
+
+@dataclass(frozen=True)
+class LeaseRequestFailed:
+    """A grant or keepalive could not reach etcd. The deadline will pass on its own if this persists."""
+
+    reason: str
+
+
+# ---- events: election --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MasterObserved:
+    """The master key as seen at etcd revision `revision`; holder None = no master."""
+
+    holder: str | None
+    epoch: int
+    revision: int
+
+
+@dataclass(frozen=True)
+class CampaignResult:
+    won: bool
+    epoch: int = 0
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class CatchUpFetched:
+    """Committed batches read from etcd (or a peer) while catching up."""
+
+    batch: Batch
+
+
+@dataclass(frozen=True)
+class CatchUpDone:
+    """etcd's committed head at the end of a catch-up read."""
+
+    head: int
+    error: str = ""
+
+
+# ---- events: log and runtime ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IncomingEvent:
+    """A job (an event noun made by the driver, e.g. from a datagram) offered to this node."""
+
+    job: object
+    size_bytes: int
+    source: str = "udp"
+
+
+@dataclass(frozen=True)
+class WorkDone:
+    """The runtime ran event `eve` (run-ahead on the master). `record` is what gets logged."""
+
+    eve: int
+    record: bytes
+    effects: tuple[object, ...]
+
+
+@dataclass(frozen=True)
+class RuntimeReady:
+    """The runtime (re)started and holds exactly the events up to `eve`."""
+
+    eve: int
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A follower's runtime applied committed events up to `eve`, mugs matching."""
+
+    eve: int
+
+
+@dataclass(frozen=True)
+class Diverged:
+    """The runtime's mug disagrees with the log: this replica must stop applying."""
+
+    eve: int
+    detail: str
+
+
+@dataclass(frozen=True)
+class CommitDone:
+    """Result of the etcd append of in-flight batch `seq`."""
+
+    seq: int
+    ok: bool
+    fence_lost: bool = False
+    actual_head: int = -1
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class BatchReceived:
+    """A committed batch pushed to this follower on push stream `stream_id`."""
+
+    stream_id: int
+    batch: Batch
+
+
+@dataclass(frozen=True)
+class FollowerAck:
+    replica_id: str
+    durable_event: int
+
+
+@dataclass(frozen=True)
+class StepDown:
+    """An operator asked the master to step down."""
+
+
+Event = (
+    LeaseGranted
+    | KeepaliveAcked
+    | LeaseLost
+    | LeaseRequestFailed
+    | MasterObserved
+    | CampaignResult
+    | CatchUpFetched
+    | CatchUpDone
+    | IncomingEvent
+    | WorkDone
+    | RuntimeReady
+    | Applied
+    | Diverged
+    | CommitDone
+    | BatchReceived
+    | FollowerAck
+    | StepDown
+)
+
+
+# ---- the output --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Commit:
+    seq: int
+    expected_head: int
+    batch: Batch
+
+
+@dataclass(frozen=True)
+class AckOut:
+    stream_id: int
+    durable_event: int
+    highest_epoch: int
+    error: str = ""
+
+
+@dataclass
+class Ready:
+    """What the driver must do now, in this order: persist, ack, commit, release, the rest."""
+
+    persist: list[Batch] = field(default_factory=list)
+    acks: list[AckOut] = field(default_factory=list)
+    commit: Commit | None = None
+    release: list[tuple[int, tuple[object, ...]]] = field(default_factory=list)
+    run: list[tuple[int, object]] = field(default_factory=list)
+    apply_to: int | None = None
+    boot: bool = False
+    restart_runtime: bool = False
+    grant_lease: bool = False
+    renew_lease: int | None = None
+    campaign: bool = False
+    catch_up_from: int | None = None
+    resign_epoch: int | None = None
+    record_epoch: tuple[int, int] | None = None
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    stop: str | None = None
+
+    def empty(self) -> bool:
+        return self == Ready()

@@ -1,0 +1,396 @@
+"""The replication core: one replica's election, fencing, batching and effect-release decisions.
+
+A plain state machine. `step(event, now_s)` and `tick(now_s)` return a `Ready` (seguro.messages) that a
+driver performs; results come back as events. No sockets, no threads, no clocks: time is passed in.
+
+Roles:
+  FOLLOWER   holds a lease, stores and applies committed batches pushed to it, campaigns when no master.
+  PROMOTING  won the master key; catches its log up to etcd's head and its runtime up to its log.
+  MASTER     runs events ahead, commits them in fenced batches, releases effects of committed events
+             while its local lease deadline holds.
+  STOPPED    its runtime diverged from the log; it applies nothing more until an operator looks.
+
+Safety rests on two things this module decides and the etcd adapter enforces: every append compares the
+master key's create revision (the epoch) and the log head inside the same etcd transaction; and effects
+leave only before the self-fencing deadline (seguro.fencing). A master that loses either stops emitting
+at once, throws its run-ahead away (the runtime restarts from the committed log) and becomes a follower.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from seguro import messages as m
+from seguro.fencing import LeaseDeadline
+from seguro.invariant import require
+
+log = logging.getLogger(__name__)
+
+FOLLOWER, PROMOTING, MASTER, STOPPED = "follower", "promoting", "master", "stopped"
+
+
+@dataclass(frozen=True)
+class Config:
+    node_id: str
+    lease_ttl_s: float = 3.0
+    lease_margin_s: float = 0.75
+    ack_replicas: int = 0
+    max_batch_bytes: int = 1_200_000
+    max_batch_events: int = 1000
+    max_event_bytes: int = 64 * 1024 * 1024
+    max_run_ahead_events: int = 5000
+    campaign_retry_s: float = 0.25
+    resign_retry_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        require(self.lease_ttl_s >= 2, "etcd's minimum lease TTL is 2 s", lease_ttl_s=self.lease_ttl_s)
+        require(0 < self.lease_margin_s < self.lease_ttl_s / 2, "margin must be within half the TTL")
+        require(self.ack_replicas >= 0, "ack_replicas must be >= 0")
+
+
+class Replica:
+    """One replica's decisions. See the module docstring for the roles."""
+
+    def __init__(self, config: Config, durable_event: int) -> None:
+        self.cfg = config
+        self.role = FOLLOWER
+        self.epoch = 0  # our fencing token while PROMOTING/MASTER
+        self.highest_epoch = 0
+        self.durable = durable_event  # last event in the local log (only committed events go there)
+        self.committed = durable_event  # highest event known committed in etcd
+        self.applied = 0  # runtime's event number (past `durable` on a master running ahead)
+        self.runtime_ready = False
+        self.stop_reason = ""
+        self._lease: LeaseDeadline | None = None
+        self._lease_inflight_since_s: float | None = None
+        self._last_renew_s = float("-inf")
+        self._master: m.MasterObserved | None = None
+        self._campaign_inflight = False
+        self._last_campaign_s = float("-inf")
+        self._last_resign_s = float("-inf")
+        self._caught_up = False
+        self._last_run = 0  # highest event handed to the runtime
+        self._last_worked = 0  # highest event the runtime has reported done
+        self._pending: list[tuple[int, bytes]] = []
+        self._inflight: m.Commit | None = None
+        self._seq = 0
+        self._held: dict[int, tuple[object, ...]] = {}
+        self._acks: dict[str, int] = {}
+        self.counters = {"dropped": 0, "refused": 0, "effects_released": 0, "effects_discarded": 0}
+
+    # ---- public -------------------------------------------------------------------------------
+
+    def step(self, event: m.Event, now_s: float) -> m.Ready:
+        """Feed one event; returns what to do now."""
+        ready = m.Ready()
+        handler = getattr(self, "_on_" + type(event).__name__)
+        handler(event, now_s, ready)
+        self._progress(now_s, ready)
+        return ready
+
+    def tick(self, now_s: float) -> m.Ready:
+        """Feed the passage of time: lease renewals, campaigns, the self-fencing deadline."""
+        ready = m.Ready()
+        self._lease_timers(now_s, ready)
+        self._progress(now_s, ready)
+        return ready
+
+    def lease_deadline_s(self) -> float:
+        """The self-fencing deadline; a driver re-checks it right before effects leave."""
+        if self.role != MASTER or self._lease is None:
+            return float("-inf")
+        return self._lease.deadline_s
+
+    def lease_id(self) -> int | None:
+        return self._lease.lease_id if self._lease else None
+
+    def status(self, now_s: float) -> dict[str, object]:
+        return {
+            "id": self.cfg.node_id,
+            "role": self.role,
+            "epoch": self.epoch if self.role in (MASTER, PROMOTING) else self.highest_epoch,
+            "durable_event": self.durable,
+            "applied_event": self.applied,
+            "committed_event": self.committed,
+            "lease_remaining_s": round(self._lease.remaining_s(now_s), 3) if self._lease else 0.0,
+            "error": self.stop_reason,
+            **self.counters,
+        }
+
+    # ---- lease --------------------------------------------------------------------------------
+
+    def _lease_timers(self, now_s: float, ready: m.Ready) -> None:
+        inflight = self._lease_inflight_since_s
+        if inflight is not None and now_s - inflight > self.cfg.lease_ttl_s:
+            self._lease_inflight_since_s = None  # the driver lost the answer; ask again
+        if self._lease_inflight_since_s is not None:
+            return
+        if self._lease is None:
+            ready.grant_lease = True
+        elif now_s - self._last_renew_s >= self.cfg.lease_ttl_s / 3:
+            ready.renew_lease = self._lease.lease_id
+            self._last_renew_s = now_s
+        else:
+            return
+        self._lease_inflight_since_s = now_s
+
+    def _on_LeaseGranted(self, ev: m.LeaseGranted, now_s: float, ready: m.Ready) -> None:
+        self._lease_inflight_since_s = None
+        self._lease = LeaseDeadline.granted(ev.lease_id, ev.ttl_s, self.cfg.lease_margin_s, ev.sent_at_s)
+        self._last_renew_s = ev.sent_at_s
+
+    def _on_KeepaliveAcked(self, ev: m.KeepaliveAcked, now_s: float, ready: m.Ready) -> None:
+        self._lease_inflight_since_s = None
+        if self._lease is not None and self._lease.lease_id == ev.lease_id:
+            self._lease = self._lease.renewed(ev.ttl_s, ev.sent_at_s)
+
+    def _on_LeaseLost(self, ev: m.LeaseLost, now_s: float, ready: m.Ready) -> None:
+        self._lease_inflight_since_s = None
+        if self._lease is not None and self._lease.lease_id == ev.lease_id:
+            self._lease = None
+            self._fence("lease lost", ready)
+
+    def _on_LeaseRequestFailed(self, ev: m.LeaseRequestFailed, now_s: float, ready: m.Ready) -> None:
+        self._lease_inflight_since_s = None
+
+    # ---- election -----------------------------------------------------------------------------
+
+    def _on_MasterObserved(self, ev: m.MasterObserved, now_s: float, ready: m.Ready) -> None:
+        if self._master is not None and ev.revision < self._master.revision:
+            return  # an older view than one we already acted on
+        if self.role in (MASTER, PROMOTING) and ev.revision < self.epoch:
+            return  # from before our own campaign
+        self._master = ev
+        self.highest_epoch = max(self.highest_epoch, ev.epoch)
+        mine = ev.holder == self.cfg.node_id and ev.epoch == self.epoch
+        if self.role in (MASTER, PROMOTING) and not mine:
+            self._fence(f"master key now {ev.holder or 'absent'} at epoch {ev.epoch}", ready)
+
+    def _on_CampaignResult(self, ev: m.CampaignResult, now_s: float, ready: m.Ready) -> None:
+        self._campaign_inflight = False
+        if ev.error:
+            log.warning("campaign failed", extra={"error": ev.error})
+            return
+        if not ev.won or self.role != FOLLOWER:
+            if ev.won:  # we stopped or fenced meanwhile: give the key back
+                ready.resign_epoch = ev.epoch
+            return
+        require(ev.epoch > self.highest_epoch, "epochs must increase", epoch=ev.epoch,
+                highest=self.highest_epoch)
+        self.role, self.epoch, self._caught_up = PROMOTING, ev.epoch, False
+        self.highest_epoch = ev.epoch
+        self._acks.clear()
+        ready.catch_up_from = self.durable + 1
+        log.info("won master key; catching up", extra={"epoch": ev.epoch, "durable": self.durable})
+
+    def _on_CatchUpFetched(self, ev: m.CatchUpFetched, now_s: float, ready: m.Ready) -> None:
+        if self.role != STOPPED:
+            self._store_committed(ev.batch, ready)
+
+    def _on_CatchUpDone(self, ev: m.CatchUpDone, now_s: float, ready: m.Ready) -> None:
+        if self.role != PROMOTING:
+            return
+        if ev.error or self.durable < ev.head:
+            ready.catch_up_from = self.durable + 1  # etcd hiccup or more to read: again
+            return
+        require(self.durable == ev.head, "local log is ahead of etcd: a fork", durable=self.durable,
+                head=ev.head)
+        self.committed = max(self.committed, ev.head)
+        self._caught_up = True
+
+    def _on_StepDown(self, ev: m.StepDown, now_s: float, ready: m.Ready) -> None:
+        if self.role in (MASTER, PROMOTING):
+            self._fence("operator step-down", ready)
+            self._last_campaign_s = now_s + 2 * self.cfg.lease_ttl_s  # let someone else win
+
+    def _maybe_campaign(self, now_s: float, ready: m.Ready) -> None:
+        lease = self._lease
+        if self.role != FOLLOWER or lease is None or not self.runtime_ready or self._campaign_inflight:
+            return
+        if self._master is None or self._master.holder is not None:
+            if self._master is not None and self._master.holder == self.cfg.node_id:
+                self._resign_stale_key(now_s, ready)
+            return
+        if lease.remaining_s(now_s) < self.cfg.lease_margin_s or now_s < self._last_campaign_s:
+            return
+        if now_s - self._last_campaign_s < self.cfg.campaign_retry_s:
+            return
+        ready.campaign = True
+        self._campaign_inflight = True
+        self._last_campaign_s = now_s
+
+    def _resign_stale_key(self, now_s: float, ready: m.Ready) -> None:
+        """The master key still names us after we fenced: delete it so another can win."""
+        if self._master is not None and now_s - self._last_resign_s >= self.cfg.resign_retry_s:
+            ready.resign_epoch = self._master.epoch
+            self._last_resign_s = now_s
+
+    def _maybe_finish_promotion(self, ready: m.Ready) -> None:
+        if self.role != PROMOTING or not self._caught_up or not self.runtime_ready:
+            return
+        if self.applied < self.durable:
+            return  # the runtime is still applying; Applied brings us back here
+        self.role = MASTER
+        self._last_run = self._last_worked = self.durable
+        self.committed = self.durable
+        ready.record_epoch = (self.epoch, self.durable + 1)
+        ready.boot = self.durable == 0
+        log.info("master", extra={"epoch": self.epoch, "next_event": self.durable + 1})
+
+    def _fence(self, reason: str, ready: m.Ready) -> None:
+        """Stop being master now: no effect leaves, run-ahead is thrown away, the key is given back."""
+        if self.role not in (MASTER, PROMOTING):
+            return
+        log.warning("fenced", extra={"reason": reason, "epoch": self.epoch})
+        self.counters["effects_discarded"] += sum(len(e) for e in self._held.values())
+        self._held.clear()
+        self._pending.clear()
+        self._inflight = None
+        if self._last_run > self.durable or self.applied > self.durable:
+            ready.restart_runtime = True
+            self.runtime_ready = False
+        if self._lease is not None:
+            ready.resign_epoch = self.epoch
+        self.role = FOLLOWER
+        self.epoch = 0
+        self._last_run = 0
+
+    # ---- master: run ahead, commit, release ----------------------------------------------------
+
+    def _on_IncomingEvent(self, ev: m.IncomingEvent, now_s: float, ready: m.Ready) -> None:
+        if self.role != MASTER or not self.runtime_ready:
+            self.counters["dropped"] += 1
+            return
+        if ev.size_bytes > self.cfg.max_event_bytes:
+            self.counters["refused"] += 1
+            ready.refused.append((ev.source, f"event of {ev.size_bytes} bytes exceeds the limit of "
+                                             f"{self.cfg.max_event_bytes} bytes"))
+            return
+        if self._last_run - self.committed >= self.cfg.max_run_ahead_events:
+            self.counters["dropped"] += 1
+            return
+        self._last_run += 1
+        ready.run.append((self._last_run, ev.job))
+
+    def _on_WorkDone(self, ev: m.WorkDone, now_s: float, ready: m.Ready) -> None:
+        if self.role != MASTER or not self.runtime_ready:
+            return  # stale run-ahead from before a fence; the runtime is being restarted
+        require(ev.eve == self._last_worked + 1, "runtime event numbers must be contiguous", eve=ev.eve,
+                expected=self._last_worked + 1)
+        self._last_worked = self.applied = ev.eve
+        self._pending.append((ev.eve, ev.record))
+        if ev.effects:
+            self._held[ev.eve] = ev.effects
+
+    def _maybe_commit(self, ready: m.Ready) -> None:
+        if self.role != MASTER or self._inflight is not None or not self._pending:
+            return
+        size, count, cfg = 0, 0, self.cfg
+        for _, record in self._pending:
+            if count and (count >= cfg.max_batch_events or size + len(record) > cfg.max_batch_bytes):
+                break  # a record larger than a batch goes alone; the etcd adapter chunks it
+            size, count = size + len(record), count + 1
+        taken, self._pending = self._pending[:count], self._pending[count:]
+        batch = m.Batch(self.epoch, taken[0][0], tuple(r for _, r in taken))
+        require(batch.first_event == self.durable + 1, "batches must be contiguous with the log",
+                first=batch.first_event, durable=self.durable)
+        self._seq += 1
+        self._inflight = m.Commit(self._seq, self.durable, batch)
+        ready.commit = self._inflight
+
+    def _on_CommitDone(self, ev: m.CommitDone, now_s: float, ready: m.Ready) -> None:
+        inflight = self._inflight
+        if inflight is None or ev.seq != inflight.seq or self.role != MASTER:
+            return  # a commit from before a fence: etcd has it or not; catch-up will tell
+        ours = not ev.fence_lost and ev.actual_head == inflight.batch.last_event  # our own retry landed
+        if not (ev.ok or ours):
+            self._fence(f"commit refused: {ev.error or ('fence lost' if ev.fence_lost else 'head moved')}",
+                        ready)
+            return
+        self._inflight = None
+        self.committed = inflight.batch.last_event
+        self._store_committed(inflight.batch, ready)
+
+    def _on_FollowerAck(self, ev: m.FollowerAck, now_s: float, ready: m.Ready) -> None:
+        self._acks[ev.replica_id] = max(self._acks.get(ev.replica_id, 0), ev.durable_event)
+
+    def _ack_floor(self) -> int:
+        """Highest event that at least `ack_replicas` followers hold durably."""
+        k = self.cfg.ack_replicas
+        if k == 0:
+            return self.committed
+        acked = sorted(self._acks.values(), reverse=True)
+        return acked[k - 1] if len(acked) >= k else 0
+
+    def _release(self, now_s: float, ready: m.Ready) -> None:
+        if self.role != MASTER or not self._held:
+            return
+        limit = min(self.committed, self._ack_floor())
+        for eve in sorted(e for e in self._held if e <= limit):
+            effects = self._held.pop(eve)
+            self.counters["effects_released"] += len(effects)
+            ready.release.append((eve, effects))
+
+    # ---- follower: store and apply ------------------------------------------------------------
+
+    def _on_BatchReceived(self, ev: m.BatchReceived, now_s: float, ready: m.Ready) -> None:
+        batch = ev.batch
+        error = ""
+        if self.role == STOPPED:
+            error = f"replica stopped: {self.stop_reason}"
+        elif batch.epoch < self.highest_epoch:
+            error = f"stale epoch {batch.epoch} < {self.highest_epoch}"
+        elif self.role in (MASTER, PROMOTING):
+            if batch.epoch <= self.epoch:
+                error = f"this node is master at epoch {self.epoch}"
+            else:
+                self._fence(f"pushed a batch of newer epoch {batch.epoch}", ready)
+        if not error:
+            self.highest_epoch = max(self.highest_epoch, batch.epoch)
+            self._store_committed(batch, ready)
+        ready.acks.append(m.AckOut(ev.stream_id, self.durable, self.highest_epoch, error))
+
+    def _store_committed(self, batch: m.Batch, ready: m.Ready) -> None:
+        """Persist the part of a committed batch that extends the local log; gaps are left to the sender."""
+        if batch.first_event > self.durable + 1 or batch.last_event <= self.durable:
+            return
+        skip = self.durable + 1 - batch.first_event
+        fresh = m.Batch(batch.epoch, self.durable + 1, batch.records[skip:])
+        ready.persist.append(fresh)
+        self.durable = fresh.last_event
+        self.committed = max(self.committed, self.durable)
+        if self.role in (FOLLOWER, PROMOTING) and self.runtime_ready:
+            ready.apply_to = self.durable
+
+    def _on_Applied(self, ev: m.Applied, now_s: float, ready: m.Ready) -> None:
+        if self.runtime_ready and self.role != MASTER:
+            require(ev.eve <= self.durable, "runtime applied past the local log", eve=ev.eve,
+                    durable=self.durable)
+            self.applied = max(self.applied, ev.eve)
+
+    def _on_Diverged(self, ev: m.Diverged, now_s: float, ready: m.Ready) -> None:
+        self._fence("runtime diverged", ready)
+        self.role = STOPPED
+        self.stop_reason = f"divergence at event {ev.eve}: {ev.detail}"
+        ready.stop = self.stop_reason
+
+    def _on_RuntimeReady(self, ev: m.RuntimeReady, now_s: float, ready: m.Ready) -> None:
+        require(ev.eve <= self.durable, "runtime restarted ahead of the committed log", eve=ev.eve,
+                durable=self.durable)
+        self.runtime_ready = True
+        self.applied = ev.eve
+        if ev.eve < self.durable and self.role != STOPPED:
+            ready.apply_to = self.durable
+
+    # ---- every step ---------------------------------------------------------------------------
+
+    def _progress(self, now_s: float, ready: m.Ready) -> None:
+        if self.role == STOPPED:
+            return
+        if self.role in (MASTER, PROMOTING) and (self._lease is None or not self._lease.holds(now_s)):
+            self._fence("lease deadline passed", ready)
+        self._maybe_finish_promotion(ready)
+        self._maybe_commit(ready)
+        self._release(now_s, ready)
+        self._maybe_campaign(now_s, ready)

@@ -1,0 +1,264 @@
+"""Scripted scenarios for the replication core: no sockets, no threads, a hand-moved clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from seguro import messages as m
+from seguro.invariant import InvariantViolation
+from seguro.replication import FOLLOWER, MASTER, PROMOTING, STOPPED, Config, Replica
+
+TTL_S = 3.0
+
+
+class Script:
+    """A replica plus a clock, with shorthands that read like the scenario."""
+
+    def __init__(self, durable: int = 0, **config: object) -> None:
+        self.now_s = 100.0
+        self.r = Replica(Config(node_id="a", lease_ttl_s=TTL_S, **config), durable_event=durable)  # type: ignore[arg-type]
+
+    def step(self, event: m.Event) -> m.Ready:
+        return self.r.step(event, self.now_s)
+
+    def tick(self, advance_s: float = 0.0) -> m.Ready:
+        self.now_s += advance_s
+        return self.r.tick(self.now_s)
+
+    def follower_with_lease(self, runtime_eve: int = 0) -> None:
+        assert self.tick().grant_lease
+        self.step(m.LeaseGranted(lease_id=7, ttl_s=TTL_S, sent_at_s=self.now_s))
+        self.step(m.RuntimeReady(eve=runtime_eve))
+
+    def become_master(self, epoch: int = 10, head: int | None = None) -> m.Ready:
+        self.follower_with_lease(runtime_eve=self.r.durable)
+        ready = self.step(m.MasterObserved(holder=None, epoch=0, revision=epoch - 1))
+        assert ready.campaign
+        ready = self.step(m.CampaignResult(won=True, epoch=epoch))
+        assert self.r.role == PROMOTING and ready.catch_up_from == self.r.durable + 1
+        ready = self.step(m.CatchUpDone(head=self.r.durable if head is None else head))
+        assert self.r.role == MASTER
+        return ready
+
+    def run_event(self, job: object = "job", effects: tuple[object, ...] = ("fx",)) -> m.Ready:
+        ready = self.step(m.IncomingEvent(job=job, size_bytes=10))
+        ((eve, _),) = ready.run
+        return self.step(m.WorkDone(eve=eve, record=b"rec%d" % eve, effects=effects))
+
+
+def test_fresh_ship_boots_under_the_first_master() -> None:
+    s = Script()
+    ready = s.become_master(epoch=10)
+    assert ready.boot and ready.record_epoch == (10, 1)
+
+
+def test_effects_wait_for_the_commit_then_leave() -> None:
+    s = Script()
+    s.become_master()
+    ready = s.run_event()
+    assert ready.commit is not None and ready.commit.batch.first_event == 1 and ready.commit.expected_head == 0
+    assert ready.release == []
+    ready = s.step(m.CommitDone(seq=ready.commit.seq, ok=True))
+    assert ready.release == [(1, ("fx",))]
+    assert [b.first_event for b in ready.persist] == [1] and s.r.durable == 1
+
+
+def test_group_commit_one_batch_in_flight_and_the_rest_queue() -> None:
+    s = Script()
+    s.become_master()
+    first = s.run_event().commit
+    assert first is not None
+    for _ in range(3):
+        assert s.run_event().commit is None  # one transaction in flight
+    second = s.step(m.CommitDone(seq=first.seq, ok=True)).commit
+    assert second is not None and second.batch.first_event == 2 and len(second.batch.records) == 3
+    assert second.batch.epoch == 10 and second.expected_head == 1
+
+
+def test_batches_respect_the_size_limit_and_a_huge_record_goes_alone() -> None:
+    s = Script(max_batch_bytes=100)
+    s.become_master()
+    ready = s.step(m.IncomingEvent(job="x", size_bytes=10))
+    first = s.step(m.WorkDone(eve=1, record=b"x" * 60, effects=())).commit
+    assert first is not None
+    for eve, size in [(2, 60), (3, 500), (4, 10)]:
+        s.step(m.IncomingEvent(job="x", size_bytes=size))
+        s.step(m.WorkDone(eve=eve, record=b"x" * size, effects=()))
+    sizes = []
+    commit = first
+    for _ in range(4):
+        sizes.append([len(r) for r in commit.batch.records])
+        ready = s.step(m.CommitDone(seq=commit.seq, ok=True))
+        if ready.commit is None:
+            break
+        commit = ready.commit
+    assert sizes == [[60], [60], [500], [10]]
+
+
+def test_no_effect_leaves_after_the_lease_deadline_even_if_the_commit_lands() -> None:
+    s = Script()
+    s.become_master()
+    commit = s.run_event().commit
+    assert commit is not None
+    ready = s.tick(advance_s=TTL_S)  # no keepalive acknowledged: the deadline has passed
+    assert s.r.role == FOLLOWER and ready.restart_runtime and ready.resign_epoch == 10
+    assert s.step(m.CommitDone(seq=commit.seq, ok=True)).release == []
+    assert s.r.counters["effects_discarded"] == 1
+
+
+def test_acknowledged_keepalives_keep_the_master_emitting() -> None:
+    s = Script()
+    s.become_master()
+    for _ in range(10):
+        ready = s.tick(advance_s=1.0)
+        assert ready.renew_lease == 7
+        s.step(m.KeepaliveAcked(lease_id=7, ttl_s=TTL_S, sent_at_s=s.now_s))
+        commit = s.run_event().commit
+        assert commit is not None
+        assert s.step(m.CommitDone(seq=commit.seq, ok=True)).release
+    assert s.r.role == MASTER
+
+
+def test_deadline_counts_from_the_keepalive_send_time_not_its_reply() -> None:
+    s = Script(lease_margin_s=0.5)
+    s.become_master()
+    sent_at_s = s.now_s
+    s.tick(advance_s=2.0)
+    s.step(m.KeepaliveAcked(lease_id=7, ttl_s=TTL_S, sent_at_s=sent_at_s + 0.1))  # reply came late
+    assert s.r.lease_deadline_s() == pytest.approx(sent_at_s + 0.1 + TTL_S - 0.5)
+
+
+def test_k_follower_acks_gate_effects() -> None:
+    s = Script(ack_replicas=2)
+    s.become_master()
+    commit = s.run_event().commit
+    assert commit is not None
+    assert s.step(m.CommitDone(seq=commit.seq, ok=True)).release == []
+    assert s.step(m.FollowerAck("b", 1)).release == []
+    assert s.step(m.FollowerAck("c", 1)).release == [(1, ("fx",))]
+
+
+def test_fence_lost_commit_discards_run_ahead() -> None:
+    s = Script()
+    s.become_master()
+    commit = s.run_event().commit
+    assert commit is not None
+    s.run_event()
+    ready = s.step(m.CommitDone(seq=commit.seq, ok=False, fence_lost=True))
+    assert s.r.role == FOLLOWER and ready.restart_runtime and not ready.release
+    assert s.step(m.WorkDone(eve=3, record=b"late", effects=("fx",))).commit is None  # stale run-ahead
+
+
+def test_a_retried_append_that_had_landed_counts_as_committed() -> None:
+    s = Script()
+    s.become_master()
+    commit = s.run_event().commit
+    assert commit is not None
+    ready = s.step(m.CommitDone(seq=commit.seq, ok=False, actual_head=1))
+    assert s.r.role == MASTER and ready.release == [(1, ("fx",))]
+
+
+def test_master_seeing_another_holder_fences_at_once() -> None:
+    s = Script()
+    s.become_master(epoch=10)
+    s.run_event()
+    ready = s.step(m.MasterObserved(holder="b", epoch=20, revision=21))
+    assert s.r.role == FOLLOWER and ready.restart_runtime
+
+
+def test_old_observations_do_not_fence_a_new_master() -> None:
+    s = Script()
+    s.become_master(epoch=10)
+    s.step(m.MasterObserved(holder=None, epoch=0, revision=5))
+    assert s.r.role == MASTER
+
+
+def test_follower_stores_acks_and_applies_pushed_batches() -> None:
+    s = Script()
+    s.follower_with_lease()
+    s.step(m.MasterObserved(holder="b", epoch=4, revision=4))
+    ready = s.step(m.BatchReceived(stream_id=1, batch=m.Batch(4, 1, (b"r1", b"r2"))))
+    assert ready.persist == [m.Batch(4, 1, (b"r1", b"r2"))] and ready.apply_to == 2
+    assert ready.acks == [m.AckOut(1, 2, 4, "")]
+    ready = s.step(m.BatchReceived(stream_id=1, batch=m.Batch(4, 2, (b"r2", b"r3"))))
+    assert ready.persist == [m.Batch(4, 3, (b"r3",))]
+
+
+def test_follower_refuses_a_stale_epoch_and_leaves_gaps_to_the_sender() -> None:
+    s = Script()
+    s.follower_with_lease()
+    s.step(m.BatchReceived(stream_id=1, batch=m.Batch(9, 1, (b"r1",))))
+    ready = s.step(m.BatchReceived(stream_id=2, batch=m.Batch(8, 2, (b"r2",))))
+    assert ready.persist == [] and "stale epoch" in ready.acks[0].error
+    ready = s.step(m.BatchReceived(stream_id=1, batch=m.Batch(9, 5, (b"r5",))))
+    assert ready.persist == [] and ready.acks == [m.AckOut(1, 1, 9, "")]
+
+
+def test_followers_drop_datagrams_and_count_them() -> None:
+    s = Script()
+    s.follower_with_lease()
+    assert s.step(m.IncomingEvent(job="x", size_bytes=1)).run == []
+    assert s.r.counters["dropped"] == 1
+
+
+def test_no_campaign_while_a_master_holds_the_key_or_the_lease_is_short() -> None:
+    s = Script()
+    s.follower_with_lease()
+    assert not s.step(m.MasterObserved(holder="b", epoch=4, revision=4)).campaign
+    s.now_s += TTL_S - 0.5  # our lease is about to run out: do not campaign on it
+    assert not s.step(m.MasterObserved(holder=None, epoch=4, revision=9)).campaign
+
+
+def test_promotion_waits_until_the_log_holds_every_committed_batch() -> None:
+    s = Script(durable=3)
+    s.follower_with_lease(runtime_eve=3)
+    s.step(m.MasterObserved(holder=None, epoch=0, revision=9))
+    s.step(m.CampaignResult(won=True, epoch=10))
+    ready = s.step(m.CatchUpDone(head=5))
+    assert s.r.role == PROMOTING and ready.catch_up_from == 4
+    ready = s.step(m.CatchUpFetched(m.Batch(7, 4, (b"r4", b"r5"))))
+    assert ready.apply_to == 5
+    s.step(m.CatchUpDone(head=5))
+    assert s.r.role == PROMOTING  # runtime not yet at event 5
+    ready = s.step(m.Applied(eve=5))
+    assert s.r.role == MASTER and ready.record_epoch == (10, 6) and not ready.boot
+
+
+def test_a_local_log_ahead_of_etcd_stops_the_node() -> None:
+    s = Script(durable=6)
+    s.follower_with_lease(runtime_eve=6)
+    s.step(m.MasterObserved(holder=None, epoch=0, revision=9))
+    s.step(m.CampaignResult(won=True, epoch=10))
+    with pytest.raises(InvariantViolation, match="fork"):
+        s.step(m.CatchUpDone(head=5))
+
+
+def test_divergence_stops_the_replica_for_good() -> None:
+    s = Script()
+    s.follower_with_lease()
+    ready = s.step(m.Diverged(eve=3, detail="mug 0x1 != 0x2"))
+    assert s.r.role == STOPPED and ready.stop and "event 3" in ready.stop
+    assert not s.step(m.MasterObserved(holder=None, epoch=0, revision=30)).campaign
+
+
+def test_oversized_events_are_refused_with_a_reason() -> None:
+    s = Script(max_event_bytes=1000)
+    s.become_master()
+    ready = s.step(m.IncomingEvent(job="big", size_bytes=1001, source="admin"))
+    assert ready.run == [] and ready.refused and "exceeds the limit of 1000 bytes" in ready.refused[0][1]
+
+
+def test_runtime_event_numbers_must_be_contiguous() -> None:
+    s = Script()
+    s.become_master()
+    s.step(m.IncomingEvent(job="x", size_bytes=1))
+    with pytest.raises(InvariantViolation):
+        s.step(m.WorkDone(eve=2, record=b"r", effects=()))
+
+
+def test_step_down_resigns_and_holds_back_from_the_next_campaign() -> None:
+    s = Script()
+    s.become_master(epoch=10)
+    ready = s.step(m.StepDown())
+    assert s.r.role == FOLLOWER and ready.resign_epoch == 10
+    assert not s.step(m.MasterObserved(holder=None, epoch=0, revision=12)).campaign
