@@ -176,8 +176,13 @@ class Replica:
             if ev.won:  # we stopped or fenced meanwhile: give the key back
                 ready.resign_epoch = ev.epoch
             return
-        require(ev.epoch > self.highest_epoch, "epochs must increase", epoch=ev.epoch,
-                highest=self.highest_epoch)
+        ours_seen = self._master is not None and self._master.holder == self.cfg.node_id
+        require(
+            ev.epoch > self.highest_epoch or (ours_seen and ev.epoch == self.highest_epoch),
+            "epochs must increase",
+            epoch=ev.epoch,
+            highest=self.highest_epoch,
+        )
         self.role, self.epoch, self._caught_up = PROMOTING, ev.epoch, False
         self.highest_epoch = ev.epoch
         self._acks.clear()
@@ -194,8 +199,9 @@ class Replica:
         if ev.error or self.durable < ev.head:
             ready.catch_up_from = self.durable + 1  # etcd hiccup or more to read: again
             return
-        require(self.durable == ev.head, "local log is ahead of etcd: a fork", durable=self.durable,
-                head=ev.head)
+        require(
+            self.durable == ev.head, "local log is ahead of etcd: a fork", durable=self.durable, head=ev.head
+        )
         self.committed = max(self.committed, ev.head)
         self._caught_up = True
 
@@ -247,6 +253,9 @@ class Replica:
         self._held.clear()
         self._pending.clear()
         self._inflight = None
+        ready.run.clear()  # jobs decided earlier in this same step are run-ahead too
+        ready.commit = None
+        ready.release.clear()
         if self._last_run > self.durable or self.applied > self.durable:
             ready.restart_runtime = True
             self.runtime_ready = False
@@ -264,8 +273,12 @@ class Replica:
             return
         if ev.size_bytes > self.cfg.max_event_bytes:
             self.counters["refused"] += 1
-            ready.refused.append((ev.source, f"event of {ev.size_bytes} bytes exceeds the limit of "
-                                             f"{self.cfg.max_event_bytes} bytes"))
+            ready.refused.append(
+                (
+                    ev.source,
+                    f"event of {ev.size_bytes} bytes exceeds the limit of {self.cfg.max_event_bytes} bytes",
+                )
+            )
             return
         if self._last_run - self.committed >= self.cfg.max_run_ahead_events:
             self.counters["dropped"] += 1
@@ -276,8 +289,12 @@ class Replica:
     def _on_WorkDone(self, ev: m.WorkDone, now_s: float, ready: m.Ready) -> None:
         if self.role != MASTER or not self.runtime_ready:
             return  # stale run-ahead from before a fence; the runtime is being restarted
-        require(ev.eve == self._last_worked + 1, "runtime event numbers must be contiguous", eve=ev.eve,
-                expected=self._last_worked + 1)
+        require(
+            ev.eve == self._last_worked + 1,
+            "runtime event numbers must be contiguous",
+            eve=ev.eve,
+            expected=self._last_worked + 1,
+        )
         self._last_worked = self.applied = ev.eve
         self._pending.append((ev.eve, ev.record))
         if ev.effects:
@@ -293,8 +310,12 @@ class Replica:
             size, count = size + len(record), count + 1
         taken, self._pending = self._pending[:count], self._pending[count:]
         batch = m.Batch(self.epoch, taken[0][0], tuple(r for _, r in taken))
-        require(batch.first_event == self.durable + 1, "batches must be contiguous with the log",
-                first=batch.first_event, durable=self.durable)
+        require(
+            batch.first_event == self.durable + 1,
+            "batches must be contiguous with the log",
+            first=batch.first_event,
+            durable=self.durable,
+        )
         self._seq += 1
         self._inflight = m.Commit(self._seq, self.durable, batch)
         ready.commit = self._inflight
@@ -305,8 +326,9 @@ class Replica:
             return  # a commit from before a fence: etcd has it or not; catch-up will tell
         ours = not ev.fence_lost and ev.actual_head == inflight.batch.last_event  # our own retry landed
         if not (ev.ok or ours):
-            self._fence(f"commit refused: {ev.error or ('fence lost' if ev.fence_lost else 'head moved')}",
-                        ready)
+            self._fence(
+                f"commit refused: {ev.error or ('fence lost' if ev.fence_lost else 'head moved')}", ready
+            )
             return
         self._inflight = None
         self.committed = inflight.batch.last_event
@@ -365,8 +387,9 @@ class Replica:
 
     def _on_Applied(self, ev: m.Applied, now_s: float, ready: m.Ready) -> None:
         if self.runtime_ready and self.role != MASTER:
-            require(ev.eve <= self.durable, "runtime applied past the local log", eve=ev.eve,
-                    durable=self.durable)
+            require(
+                ev.eve <= self.durable, "runtime applied past the local log", eve=ev.eve, durable=self.durable
+            )
             self.applied = max(self.applied, ev.eve)
 
     def _on_Diverged(self, ev: m.Diverged, now_s: float, ready: m.Ready) -> None:
@@ -376,8 +399,12 @@ class Replica:
         ready.stop = self.stop_reason
 
     def _on_RuntimeReady(self, ev: m.RuntimeReady, now_s: float, ready: m.Ready) -> None:
-        require(ev.eve <= self.durable, "runtime restarted ahead of the committed log", eve=ev.eve,
-                durable=self.durable)
+        require(
+            ev.eve <= self.durable,
+            "runtime restarted ahead of the committed log",
+            eve=ev.eve,
+            durable=self.durable,
+        )
         self.runtime_ready = True
         self.applied = ev.eve
         if ev.eve < self.durable and self.role != STOPPED:

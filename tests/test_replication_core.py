@@ -56,7 +56,9 @@ def test_effects_wait_for_the_commit_then_leave() -> None:
     s = Script()
     s.become_master()
     ready = s.run_event()
-    assert ready.commit is not None and ready.commit.batch.first_event == 1 and ready.commit.expected_head == 0
+    assert (
+        ready.commit is not None and ready.commit.batch.first_event == 1 and ready.commit.expected_head == 0
+    )
     assert ready.release == []
     ready = s.step(m.CommitDone(seq=ready.commit.seq, ok=True))
     assert ready.release == [(1, ("fx",))]
@@ -262,3 +264,13 @@ def test_step_down_resigns_and_holds_back_from_the_next_campaign() -> None:
     ready = s.step(m.StepDown())
     assert s.r.role == FOLLOWER and ready.resign_epoch == 10
     assert not s.step(m.MasterObserved(holder=None, epoch=0, revision=12)).campaign
+
+
+def test_an_event_arriving_after_the_deadline_is_not_run() -> None:
+    """Found by the simulator: the fence and the new job landed in one Ready, and the job ran."""
+    s = Script()
+    s.become_master()
+    s.run_event()
+    s.now_s += TTL_S
+    ready = s.step(m.IncomingEvent(job="late", size_bytes=1))
+    assert ready.run == [] and ready.restart_runtime and s.r.role == FOLLOWER

@@ -1,0 +1,332 @@
+"""A seeded, deterministic simulation of several replicas over the in-memory etcd model.
+
+Each replica is the real `seguro.replication.Replica`; this file plays the driver's part with random
+latencies, and injects faults: pauses (SIGSTOP), crashes and restarts, lease extensions from etcd leader
+changes, dropped watch notifications, and appends whose reply is lost (the outcome unknown to the master).
+Every effect release is checked against the model's truth at that instant: a release by anyone but the
+live lease holder of the master key, or of an uncommitted event, is a double boot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from seguro import messages as m
+from seguro.replication import MASTER, Config, Replica
+from tests.sim.model import MemEtcd
+
+TICK_S = 0.05
+
+
+class Violation(AssertionError):
+    """A safety property failed in the simulation."""
+
+
+def chain_mug(mug: int, job: str) -> int:
+    digest = hashlib.blake2b(f"{mug}:{job}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "little")
+
+
+def encode(mug: int, job: str) -> bytes:
+    return f"{mug}:{job}".encode()
+
+
+def decode(record: bytes) -> tuple[int, str]:
+    mug, job = record.decode().split(":", 1)
+    return int(mug), job
+
+
+@dataclass
+class SimNode:
+    node_id: str
+    core: Replica
+    log: list[bytes] = field(default_factory=list)
+    generation: int = 0  # bumps on crash: in-flight deliveries to the old process are lost
+    paused_until_s: float = 0.0
+    crashed: bool = False
+    rt_eve: int = 0
+    rt_mug: int = 0
+    rt_busy_until_s: float = 0.0
+    push_next: dict[str, int] = field(default_factory=dict)
+
+
+class World:
+    def __init__(self, seed: int, nodes: int = 3, ttl_s: float = 3.0, ack_replicas: int = 0) -> None:
+        self.seed, self.rng, self.now_s = seed, random.Random(seed), 0.0
+        self.etcd = MemEtcd()
+        self.ttl_s, self.ack_replicas = ttl_s, ack_replicas
+        self.queue: list[tuple[float, int, Callable[[], None]]] = []
+        self.counter = itertools.count()
+        self.nodes = {f"n{i}": self._fresh(f"n{i}", []) for i in range(nodes)}
+        self.released: dict[int, str] = {}
+        self.faults = True
+        self.watch_drop_p, self.commit_reply_loss_p = 0.2, 0.05
+        self.packets = 0
+        for node in self.nodes.values():
+            self._boot_runtime(node)
+
+    # ---- plumbing -----------------------------------------------------------------------------
+
+    def _fresh(self, node_id: str, log: list[bytes]) -> SimNode:
+        cfg = Config(node_id=node_id, lease_ttl_s=self.ttl_s, ack_replicas=self.ack_replicas)
+        return SimNode(node_id, Replica(cfg, durable_event=len(log)), log=log)
+
+    def at(self, delay_s: float, fn: Callable[[], None]) -> None:
+        heapq.heappush(self.queue, (self.now_s + delay_s, next(self.counter), fn))
+
+    def lat(self) -> float:
+        base = self.rng.uniform(0.001, 0.02)
+        return base + (self.rng.uniform(0.1, 0.8) if self.faults and self.rng.random() < 0.02 else 0.0)
+
+    def deliver(self, node: SimNode, event: m.Event, delay_s: float | None = None) -> None:
+        generation = node.generation
+        self.at(self.lat() if delay_s is None else delay_s, lambda: self._handle(node, generation, event))
+
+    def _handle(self, node: SimNode, generation: int, event: m.Event | None) -> None:
+        if node.generation != generation or node.crashed:
+            return
+        if self.now_s < node.paused_until_s:  # SIGSTOPped: it reads its socket when it wakes
+            self.at(node.paused_until_s - self.now_s, lambda: self._handle(node, generation, event))
+            return
+        ready = node.core.tick(self.now_s) if event is None else node.core.step(event, self.now_s)
+        self.perform(node, ready)
+
+    def violation(self, message: str) -> None:
+        raise Violation(f"seed={self.seed} t={self.now_s:.3f}: {message}")
+
+    # ---- the driver's part --------------------------------------------------------------------
+
+    def perform(self, node: SimNode, ready: m.Ready) -> None:
+        for batch in ready.persist:
+            self._persist(node, batch)
+        for ack in ready.acks:
+            master = self.nodes[f"n{ack.stream_id}"]
+            if not ack.error:
+                self.deliver(master, m.FollowerAck(node.node_id, ack.durable_event))
+                master.push_next[node.node_id] = ack.durable_event + 1
+        if ready.commit is not None:
+            self._commit(node, ready.commit)
+        for eve, _effects in ready.release:
+            self._check_release(node, eve)
+        if ready.restart_runtime:
+            self._boot_runtime(node)
+        for eve, job in ready.run:
+            self._run(node, eve, str(job))
+        if ready.apply_to is not None:
+            self._apply(node, ready.apply_to)
+        if ready.boot:
+            for job in ("boot-formula", "boot-event"):
+                self._handle(node, node.generation, m.IncomingEvent(job=job, size_bytes=12, source="boot"))
+        self._etcd_requests(node, ready)
+        if ready.stop:
+            self.violation(f"{node.node_id} stopped: {ready.stop}")
+
+    def _persist(self, node: SimNode, batch: m.Batch) -> None:
+        if batch.first_event != len(node.log) + 1:
+            self.violation(f"{node.node_id} persists {batch.first_event} onto a log of {len(node.log)}")
+        for offset, record in enumerate(batch.records):
+            event = batch.first_event + offset
+            if event > self.etcd.head or self.etcd.log[event - 1][1] != record:
+                self.violation(f"{node.node_id} persists event {event} that etcd did not commit")
+        node.log.extend(batch.records)
+
+    def _check_release(self, node: SimNode, eve: int) -> None:
+        key = self.etcd.master
+        if key is None or key.holder != node.node_id or key.create_revision != node.core.epoch:
+            self.violation(f"double boot: {node.node_id} emits while the master key is {key}")
+        if not self.etcd.lease_alive(key.lease_id, self.now_s):
+            self.violation(f"double boot: {node.node_id} emits after its lease expired")
+        if eve > self.etcd.head:
+            self.violation(f"{node.node_id} emits effects of uncommitted event {eve}")
+        if eve in self.released:
+            self.violation(f"effects of event {eve} emitted twice ({self.released[eve]}, {node.node_id})")
+        self.released[eve] = node.node_id
+
+    def _commit(self, node: SimNode, commit: m.Commit) -> None:
+        def land() -> None:
+            result = self.etcd.append(commit, self.now_s)
+            if self.faults and self.rng.random() < self.commit_reply_loss_p:
+                result = m.CommitDone(commit.seq, ok=False, error="etcd request timed out")
+            self.deliver(node, result)
+
+        self.at(self.lat(), land)
+
+    def _runtime_done(self, node: SimNode, event: m.Event) -> None:
+        """The runtime answers in order: a restart's RuntimeReady comes after the work queued before it."""
+        node.rt_busy_until_s = max(node.rt_busy_until_s, self.now_s) + self.rng.uniform(0.0005, 0.003)
+        self.deliver(node, event, delay_s=node.rt_busy_until_s - self.now_s)
+
+    def _boot_runtime(self, node: SimNode) -> None:
+        node.rt_eve, node.rt_mug = 0, 0
+        self._apply_quietly(node, len(node.log))
+        self._runtime_done(node, m.RuntimeReady(node.rt_eve))
+
+    def _apply_quietly(self, node: SimNode, upto: int) -> int | None:
+        while node.rt_eve < min(upto, len(node.log)):
+            mug, job = decode(node.log[node.rt_eve])
+            node.rt_mug = chain_mug(node.rt_mug, job)
+            node.rt_eve += 1
+            if mug != node.rt_mug:
+                return node.rt_eve
+        return None
+
+    def _apply(self, node: SimNode, upto: int) -> None:
+        bad = self._apply_quietly(node, upto)
+        if bad is not None:
+            self._runtime_done(node, m.Diverged(bad, "mug mismatch"))
+        else:
+            self._runtime_done(node, m.Applied(node.rt_eve))
+
+    def _run(self, node: SimNode, eve: int, job: str) -> None:
+        if eve != node.rt_eve + 1:
+            self.violation(f"{node.node_id} runs event {eve} on a runtime at {node.rt_eve}")
+        node.rt_mug, node.rt_eve = chain_mug(node.rt_mug, job), eve
+        self._runtime_done(node, m.WorkDone(eve, encode(node.rt_mug, job), ("fx",)))
+
+    def _etcd_requests(self, node: SimNode, ready: m.Ready) -> None:
+        sent_at_s = self.now_s
+        if ready.grant_lease:
+            self.at(
+                self.lat(),
+                lambda: self.deliver(
+                    node, m.LeaseGranted(self.etcd.grant(self.ttl_s, self.now_s), self.ttl_s, sent_at_s)
+                ),
+            )
+        if ready.renew_lease is not None:
+            lease_id = ready.renew_lease
+
+            def renew() -> None:
+                ttl_s = self.etcd.keepalive(lease_id, self.now_s)
+                reply = (
+                    m.LeaseLost(lease_id) if ttl_s is None else m.KeepaliveAcked(lease_id, ttl_s, sent_at_s)
+                )
+                self.deliver(node, reply)
+
+            self.at(self.lat(), renew)
+        if ready.campaign:
+            lease_id = node.core.lease_id() or -1
+
+            def campaign() -> None:
+                self.deliver(node, self.etcd.campaign(node.node_id, lease_id, self.now_s))
+                self.notify_master()
+
+            self.at(self.lat(), campaign)
+        if ready.catch_up_from is not None:
+            first = ready.catch_up_from
+
+            def read() -> None:
+                for batch in self.etcd.read_from(first):
+                    self.deliver(node, m.CatchUpFetched(batch), delay_s=0.001)
+                self.deliver(node, m.CatchUpDone(self.etcd.head), delay_s=0.002)
+
+            self.at(self.lat(), read)
+        if ready.resign_epoch is not None:
+            epoch = ready.resign_epoch
+            self.at(self.lat(), lambda: (self.etcd.resign(epoch, self.now_s), self.notify_master()))
+
+    # ---- background processes -----------------------------------------------------------------
+
+    def notify_master(self) -> None:
+        view = self.etcd.observe()
+        for node in self.nodes.values():
+            if not (self.faults and self.rng.random() < self.watch_drop_p):
+                self.deliver(node, view)
+
+    def _every(self, period_s: float, fn: Callable[[], None]) -> None:
+        def again() -> None:
+            fn()
+            self.at(period_s, again)
+
+        self.at(self.rng.uniform(0, period_s), again)
+
+    def _push(self) -> None:
+        for master in self.nodes.values():
+            if master.crashed or self.now_s < master.paused_until_s or master.core.role != MASTER:
+                continue
+            index = int(master.node_id[1:])
+            for follower in self.nodes.values():
+                if follower is master:
+                    continue
+                first = master.push_next.get(follower.node_id, len(master.log) + 1)
+                records = tuple(master.log[first - 1 : first - 1 + 50])
+                batch = m.Batch(master.core.epoch, first, records)
+                self.deliver(follower, m.BatchReceived(index, batch))
+
+    def _traffic(self) -> None:
+        self.packets += 1
+        for node in self.nodes.values():
+            self.deliver(node, m.IncomingEvent(job=f"pkt{self.packets}", size_bytes=10))
+
+    def _fault(self) -> None:
+        if not self.faults:
+            return
+        node = self.rng.choice(list(self.nodes.values()))
+        roll = self.rng.random()
+        if roll < 0.35:
+            node.paused_until_s = max(node.paused_until_s, self.now_s + self.rng.uniform(0.3, 2 * self.ttl_s))
+        elif roll < 0.6 and not node.crashed:
+            self._crash(node, self.rng.uniform(0.2, 2.0))
+        elif roll < 0.8:
+            self.etcd.extend_all(self.rng.uniform(0.0, self.ttl_s))
+
+    def _crash(self, node: SimNode, down_s: float) -> None:
+        node.crashed, node.generation = True, node.generation + 1
+
+        def restart() -> None:
+            fresh = self._fresh(node.node_id, node.log)
+            self.nodes[node.node_id] = fresh
+            self._boot_runtime(fresh)
+            self.deliver(fresh, self.etcd.observe())
+
+        self.at(down_s, restart)
+
+    def _expire(self) -> None:
+        if self.etcd.expire(self.now_s):
+            self.notify_master()
+
+    def _poll_master(self) -> None:
+        """The driver re-reads the master key now and then: watches can drop notifications."""
+        for node in self.nodes.values():
+            self.deliver(node, self.etcd.observe())
+
+    # ---- running ------------------------------------------------------------------------------
+
+    def run(self, fault_s: float, quiet_s: float, max_steps: int = 2_000_000) -> None:
+        for node in self.nodes.values():
+            self._every(
+                TICK_S, lambda n=node.node_id: self._handle(self.nodes[n], self.nodes[n].generation, None)
+            )
+        self._every(0.01, self._expire)
+        self._every(1.0, self._poll_master)
+        self._every(0.05, self._push)
+        self._every(0.02, self._traffic)
+        self._every(1.5, self._fault)
+        self.notify_master()
+        end_s, steps = fault_s + quiet_s, 0
+        while self.queue and self.now_s < end_s:
+            steps += 1
+            if steps > max_steps:
+                self.violation("simulation did not finish in its step budget")
+            when_s, _, fn = heapq.heappop(self.queue)
+            self.now_s = when_s
+            if self.faults and self.now_s >= fault_s:
+                self.faults = False
+            fn()
+
+    def check_converged(self) -> None:
+        committed = [record for _, record in self.etcd.log]
+        masters = [n.node_id for n in self.nodes.values() if n.core.role == MASTER]
+        if len(masters) != 1:
+            self.violation(f"after the quiet period expected one master, got {masters}")
+        if len(committed) < 10:
+            self.violation(f"little progress: {len(committed)} events committed")
+        for node in self.nodes.values():
+            if node.log != committed[: len(node.log)]:
+                self.violation(f"{node.node_id}'s log is not a prefix of etcd's")
+            if len(committed) - len(node.log) > 200:
+                self.violation(f"{node.node_id} lags {len(committed) - len(node.log)} events after quiet")
