@@ -113,6 +113,20 @@ class WorkDone:
 
 
 @dataclass(frozen=True)
+class WorkRefused:
+    """The runtime rejected a job without consuming an event number (vere's %work %bail)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class RuntimeFailed:
+    """The runtime died, stalled or broke protocol."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class RuntimeReady:
     """The runtime (re)started and holds exactly the events up to `eve`."""
 
@@ -175,6 +189,8 @@ Event = (
     | CatchUpDone
     | IncomingEvent
     | WorkDone
+    | WorkRefused
+    | RuntimeFailed
     | RuntimeReady
     | Applied
     | Diverged
@@ -211,7 +227,7 @@ class Ready:
     acks: list[AckOut] = field(default_factory=list)
     commit: Commit | None = None
     release: list[tuple[int, tuple[object, ...]]] = field(default_factory=list)
-    run: list[tuple[int, object]] = field(default_factory=list)
+    run: list[object] = field(default_factory=list)
     apply_to: int | None = None
     boot: bool = False
     restart_runtime: bool = False

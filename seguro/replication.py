@@ -70,7 +70,7 @@ class Replica:
         self._last_campaign_s = float("-inf")
         self._last_resign_s = float("-inf")
         self._caught_up = False
-        self._last_run = 0  # highest event handed to the runtime
+        self._running = 0  # jobs handed to the runtime and not yet answered
         self._last_worked = 0  # highest event the runtime has reported done
         self._pending: list[tuple[int, bytes]] = []
         self._inflight: m.Commit | None = None
@@ -238,7 +238,8 @@ class Replica:
         if self.applied < self.durable:
             return  # the runtime is still applying; Applied brings us back here
         self.role = MASTER
-        self._last_run = self._last_worked = self.durable
+        self._last_worked = self.durable
+        self._running = 0
         self.committed = self.durable
         ready.record_epoch = (self.epoch, self.durable + 1)
         ready.boot = self.durable == 0
@@ -256,14 +257,14 @@ class Replica:
         ready.run.clear()  # jobs decided earlier in this same step are run-ahead too
         ready.commit = None
         ready.release.clear()
-        if self._last_run > self.durable or self.applied > self.durable:
+        if self._running or self.applied > self.durable:
             ready.restart_runtime = True
             self.runtime_ready = False
         if self._lease is not None:
             ready.resign_epoch = self.epoch
         self.role = FOLLOWER
         self.epoch = 0
-        self._last_run = 0
+        self._running = 0
 
     # ---- master: run ahead, commit, release ----------------------------------------------------
 
@@ -280,11 +281,11 @@ class Replica:
                 )
             )
             return
-        if self._last_run - self.committed >= self.cfg.max_run_ahead_events:
+        if self._running + self._last_worked - self.committed >= self.cfg.max_run_ahead_events:
             self.counters["dropped"] += 1
             return
-        self._last_run += 1
-        ready.run.append((self._last_run, ev.job))
+        self._running += 1
+        ready.run.append(ev.job)
 
     def _on_WorkDone(self, ev: m.WorkDone, now_s: float, ready: m.Ready) -> None:
         if self.role != MASTER or not self.runtime_ready:
@@ -296,9 +297,23 @@ class Replica:
             expected=self._last_worked + 1,
         )
         self._last_worked = self.applied = ev.eve
+        self._running -= 1
         self._pending.append((ev.eve, ev.record))
         if ev.effects:
             self._held[ev.eve] = ev.effects
+
+    def _on_WorkRefused(self, ev: m.WorkRefused, now_s: float, ready: m.Ready) -> None:
+        """The runtime rejected a job (vere's %work %bail): it takes no event number and is not logged."""
+        if self.role == MASTER and self.runtime_ready:
+            self._running -= 1
+            self.counters["refused"] += 1
+
+    def _on_RuntimeFailed(self, ev: m.RuntimeFailed, now_s: float, ready: m.Ready) -> None:
+        """The runtime died or broke protocol: its state is unknown, so restart it from the log."""
+        log.error("runtime failed", extra={"reason": ev.reason})
+        self._fence(f"runtime failed: {ev.reason}", ready)
+        self.runtime_ready = False
+        ready.restart_runtime = True
 
     def _maybe_commit(self, ready: m.Ready) -> None:
         if self.role != MASTER or self._inflight is not None or not self._pending:

@@ -41,8 +41,8 @@ class Script:
         return ready
 
     def run_event(self, job: object = "job", effects: tuple[object, ...] = ("fx",)) -> m.Ready:
-        ready = self.step(m.IncomingEvent(job=job, size_bytes=10))
-        ((eve, _),) = ready.run
+        assert self.step(m.IncomingEvent(job=job, size_bytes=10)).run == [job]
+        eve = self.r.applied + 1
         return self.step(m.WorkDone(eve=eve, record=b"rec%d" % eve, effects=effects))
 
 
@@ -274,3 +274,21 @@ def test_an_event_arriving_after_the_deadline_is_not_run() -> None:
     s.now_s += TTL_S
     ready = s.step(m.IncomingEvent(job="late", size_bytes=1))
     assert ready.run == [] and ready.restart_runtime and s.r.role == FOLLOWER
+
+
+def test_a_refused_job_takes_no_event_number() -> None:
+    s = Script()
+    s.become_master()
+    s.step(m.IncomingEvent(job="bad", size_bytes=1))
+    s.step(m.WorkRefused("bail: bad"))
+    commit = s.run_event().commit
+    assert commit is not None and commit.batch.first_event == 1 and s.r.counters["refused"] == 1
+
+
+def test_a_failed_runtime_fences_the_master_and_restarts() -> None:
+    s = Script()
+    s.become_master()
+    s.step(m.IncomingEvent(job="x", size_bytes=1))
+    ready = s.step(m.RuntimeFailed("serf died: SIGKILL"))
+    assert s.r.role == FOLLOWER and ready.restart_runtime and not s.r.runtime_ready
+    assert not s.step(m.MasterObserved(holder=None, epoch=0, revision=50)).campaign  # not before RuntimeReady
