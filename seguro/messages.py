@@ -113,6 +113,13 @@ class WorkDone:
 
 
 @dataclass(frozen=True)
+class Booted:
+    """The runtime ran a fresh ship's boot sequence: `records` are events 1.. (stored with mug 0)."""
+
+    records: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
 class WorkRefused:
     """The runtime rejected a job without consuming an event number (vere's %work %bail)."""
 
@@ -189,6 +196,7 @@ Event = (
     | CatchUpDone
     | IncomingEvent
     | WorkDone
+    | Booted
     | WorkRefused
     | RuntimeFailed
     | RuntimeReady

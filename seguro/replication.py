@@ -302,6 +302,13 @@ class Replica:
         if ev.effects:
             self._held[ev.eve] = ev.effects
 
+    def _on_Booted(self, ev: m.Booted, now_s: float, ready: m.Ready) -> None:
+        if self.role != MASTER or not self.runtime_ready:
+            return
+        require(self._last_worked == 0 and self.durable == 0, "boot events go first", durable=self.durable)
+        self._pending.extend((eve, record) for eve, record in enumerate(ev.records, start=1))
+        self._last_worked = self.applied = len(ev.records)
+
     def _on_WorkRefused(self, ev: m.WorkRefused, now_s: float, ready: m.Ready) -> None:
         """The runtime rejected a job (vere's %work %bail): it takes no event number and is not logged."""
         if self.role == MASTER and self.runtime_ready:

@@ -50,6 +50,9 @@ def test_fresh_ship_boots_under_the_first_master() -> None:
     s = Script()
     ready = s.become_master(epoch=10)
     assert ready.boot and ready.record_epoch == (10, 1)
+    commit = s.step(m.Booted((b"formula", b"born"))).commit
+    assert commit is not None and commit.batch == m.Batch(10, 1, (b"formula", b"born"))
+    assert s.run_event().commit is None  # queued behind the boot batch
 
 
 def test_effects_wait_for_the_commit_then_leave() -> None:

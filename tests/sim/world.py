@@ -120,8 +120,11 @@ class World:
         if ready.apply_to is not None:
             self._apply(node, ready.apply_to)
         if ready.boot:
+            records = []
             for job in ("boot-formula", "boot-event"):
-                self._handle(node, node.generation, m.IncomingEvent(job=job, size_bytes=12, source="boot"))
+                node.rt_mug, node.rt_eve = chain_mug(node.rt_mug, job), node.rt_eve + 1
+                records.append(encode(node.rt_mug, job))
+            self._runtime_done(node, m.Booted(tuple(records)))
         self._etcd_requests(node, ready)
         if ready.stop:
             self.violation(f"{node.node_id} stopped: {ready.stop}")
