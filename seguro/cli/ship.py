@@ -1,9 +1,27 @@
-"""`seguro ship`: the reference ship runtime (placeholder until the runtime lands)."""
+"""`seguro ship`: run the reference ship runtime (the serf side of vere's king <-> serf protocol).
+
+Same options as `python -m seguro.ship`; a king (seguro.serf.Serf) starts it and talks newt frames
+over its stdin/stdout, so it is not meant to be run by hand except to see that it starts.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import click
 
+from seguro import newt
+
 
 @click.command("ship")
-def command() -> None:
-    """Run the reference ship runtime (serf side of vere's king <-> serf protocol)."""
-    raise click.ClickException("the reference ship runtime is not built yet")
+@click.option(
+    "--pier", required=True, type=click.Path(file_okay=False, path_type=Path), help="directory for snapshots"
+)
+@click.option("--max-frame-bytes", type=int, default=newt.MAX_FRAME_BYTES_DEFAULT, show_default=True)
+@click.option("--log-level", default="WARNING", show_default=True, help="logging level for stderr")
+def command(pier: Path, max_frame_bytes: int, log_level: str) -> None:
+    """Run the reference ship runtime on stdin/stdout (newt frames), snapshots in --pier."""
+    from seguro.ship import run
+
+    sys.exit(run(pier, max_frame_bytes, log_level))
