@@ -1,8 +1,80 @@
-"""`seguro node ...`: run one replica (placeholder until the node lands)."""
+"""`seguro node run`: host one replica of one ship until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
 
 import click
+
+from seguro.config import ConfigError, NodeConfig
+from seguro.logs import setup_logging
 
 
 @click.group("node")
 def group() -> None:
     """Run one replica of a ship."""
+
+
+@group.command("run")
+@click.option(
+    "--config", "config_path", type=click.Path(path_type=Path), help="TOML file with the settings below."
+)
+@click.option("--id", "node_id", help="This replica's id (unique per ship).")
+@click.option("--ship", help="The ship's name in etcd (a-z 0-9 . _ -).")
+@click.option("--who", help="The ship's @p, for booting a fresh ship (default ~zod).")
+@click.option(
+    "--data", "data_dir", type=click.Path(path_type=Path), help="Data directory (DIR/log is the log)."
+)
+@click.option("--etcd", help="Comma-separated etcd client URLs.")
+@click.option("--grpc", help="HOST:PORT for the replication/admin gRPC server.")
+@click.option("--udp", help="HOST:PORT of the ship's Ames UDP socket.")
+@click.option("--ttl", "lease_ttl_s", type=int, help="Lease TTL in seconds (>= 2, default 3).")
+@click.option("--ack-replicas", type=int, help="Followers that must hold an event before its effects leave.")
+@click.option("--max-event-bytes", type=int, help="Largest event accepted (default 64 MiB).")
+@click.option(
+    "--runtime", "runtime_cmd", help="Runtime command (serf protocol); default: the reference ship."
+)
+@click.option(
+    "--ready-file", type=click.Path(path_type=Path), help="Write bound addresses here as JSON once up."
+)
+@click.option("--log-level", default="INFO", show_default=True)
+def run(
+    config_path: Path | None,
+    ready_file: Path | None,
+    log_level: str,
+    runtime_cmd: str | None,
+    **flags: object,
+) -> None:
+    """Host one replica: local RocksDB log, ship runtime, etcd lease, gRPC and UDP endpoints."""
+    setup_logging(log_level)
+    if runtime_cmd:
+        flags["runtime"] = tuple(runtime_cmd.split())
+    try:
+        cfg = NodeConfig.load(config_path, flags)
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
+    from seguro.node import Node
+
+    try:
+        node = Node(cfg)
+    except (OSError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    signal.signal(signal.SIGTERM, lambda *_: node.stop())
+    signal.signal(signal.SIGINT, lambda *_: node.stop())
+    if ready_file is not None:
+        info = {
+            "id": cfg.node_id,
+            "grpc": node.grpc_address,
+            "udp": node.udp_address,
+            "data": str(cfg.data_dir),
+        }
+        tmp = ready_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info))
+        tmp.rename(ready_file)
+    node.run()
+    logging.getLogger("seguro").info("exit")
+    sys.exit(0)

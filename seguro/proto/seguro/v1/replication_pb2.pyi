@@ -92,6 +92,20 @@ class NodeStatus(_message.Message):
     error: str
     def __init__(self, id: _Optional[str] = ..., role: _Optional[str] = ..., epoch: _Optional[int] = ..., durable_event: _Optional[int] = ..., applied_event: _Optional[int] = ..., committed_event: _Optional[int] = ..., effects_sent: _Optional[int] = ..., datagrams_dropped: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
+class PokeRequest(_message.Message):
+    __slots__ = ("jam",)
+    JAM_FIELD_NUMBER: _ClassVar[int]
+    jam: bytes
+    def __init__(self, jam: _Optional[bytes] = ...) -> None: ...
+
+class PokeReply(_message.Message):
+    __slots__ = ("accepted", "error")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    accepted: bool
+    error: str
+    def __init__(self, accepted: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+
 class StepDownRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -161,6 +161,11 @@ class AdminStub:
                 request_serializer=seguro_dot_v1_dot_replication__pb2.StepDownRequest.SerializeToString,
                 response_deserializer=seguro_dot_v1_dot_replication__pb2.StepDownReply.FromString,
                 _registered_method=True)
+        self.Poke = channel.unary_unary(
+                '/seguro.v1.Admin/Poke',
+                request_serializer=seguro_dot_v1_dot_replication__pb2.PokeRequest.SerializeToString,
+                response_deserializer=seguro_dot_v1_dot_replication__pb2.PokeReply.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -178,6 +183,12 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Poke(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -190,6 +201,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.StepDown,
                     request_deserializer=seguro_dot_v1_dot_replication__pb2.StepDownRequest.FromString,
                     response_serializer=seguro_dot_v1_dot_replication__pb2.StepDownReply.SerializeToString,
+            ),
+            'Poke': grpc.unary_unary_rpc_method_handler(
+                    servicer.Poke,
+                    request_deserializer=seguro_dot_v1_dot_replication__pb2.PokeRequest.FromString,
+                    response_serializer=seguro_dot_v1_dot_replication__pb2.PokeReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -246,6 +262,33 @@ class Admin:
             '/seguro.v1.Admin/StepDown',
             seguro_dot_v1_dot_replication__pb2.StepDownRequest.SerializeToString,
             seguro_dot_v1_dot_replication__pb2.StepDownReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Poke(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seguro.v1.Admin/Poke',
+            seguro_dot_v1_dot_replication__pb2.PokeRequest.SerializeToString,
+            seguro_dot_v1_dot_replication__pb2.PokeReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,100 @@
+"""A node's configuration: from a TOML file and/or flags, checked before anything starts."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from seguro.coordination import parse_endpoints
+
+DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+
+
+class ConfigError(ValueError):
+    """The configuration is wrong; the message says which setting and why."""
+
+
+def parse_hostport(what: str, value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"{what} must look like HOST:PORT, got {value!r}")
+    return host, int(port)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    node_id: str
+    ship: str
+    data_dir: Path
+    etcd: tuple[str, ...]
+    grpc: str = "127.0.0.1:0"
+    udp: str = "127.0.0.1:0"
+    who: str = "~zod"
+    lease_ttl_s: int = 3
+    lease_margin_s: float = 0.75
+    ack_replicas: int = 0
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    runtime: tuple[str, ...] = field(default=())  # empty: the reference ship
+    snapshot_every: int = 5000
+    runtime_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        for what, name in (("node_id", self.node_id), ("ship", self.ship)):
+            if not _NAME.match(name):
+                raise ConfigError(f"{what} must be 1-63 of a-z 0-9 . _ - (alphanumeric first), got {name!r}")
+        if not self.etcd:
+            raise ConfigError("etcd endpoints are required (e.g. http://127.0.0.1:2379)")
+        try:
+            parse_endpoints(list(self.etcd))
+        except ValueError as e:
+            raise ConfigError(f"etcd endpoints: {e}") from None
+        parse_hostport("grpc", self.grpc)
+        parse_hostport("udp", self.udp)
+        if self.lease_ttl_s < 2:
+            raise ConfigError(f"lease_ttl_s must be >= 2 (etcd's minimum), got {self.lease_ttl_s}")
+        if not 0 < self.lease_margin_s < self.lease_ttl_s / 2:
+            raise ConfigError(f"lease_margin_s must be in (0, lease_ttl_s/2), got {self.lease_margin_s}")
+        if self.ack_replicas < 0:
+            raise ConfigError(f"ack_replicas must be >= 0, got {self.ack_replicas}")
+        if not 1024 <= self.max_event_bytes <= 1 << 30:
+            raise ConfigError(f"max_event_bytes must be in [1 KiB, 1 GiB], got {self.max_event_bytes}")
+
+    @property
+    def grpc_hostport(self) -> tuple[str, int]:
+        return parse_hostport("grpc", self.grpc)
+
+    @property
+    def udp_hostport(self) -> tuple[str, int]:
+        return parse_hostport("udp", self.udp)
+
+    @classmethod
+    def load(cls, path: Path | None, overrides: dict[str, object]) -> NodeConfig:
+        """Settings from the TOML file at `path` (if any), then `overrides` (flags) that are not None."""
+        values: dict[str, object] = {}
+        if path is not None:
+            try:
+                values.update(tomllib.loads(Path(path).read_text()))
+            except (OSError, tomllib.TOMLDecodeError) as e:
+                raise ConfigError(f"cannot read config {path}: {e}") from None
+        values.update({k: v for k, v in overrides.items() if v is not None and v != ()})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown settings {unknown}; known: {sorted(known)}")
+        missing = [n for n in ("node_id", "ship", "data_dir", "etcd") if n not in values]
+        if missing:
+            raise ConfigError(f"missing settings: {', '.join(missing)}")
+        etcd = values["etcd"]
+        values["etcd"] = tuple(etcd.split(",") if isinstance(etcd, str) else etcd)  # type: ignore[union-attr]
+        values["runtime"] = tuple(values.get("runtime", ()))  # type: ignore[arg-type]
+        values["data_dir"] = Path(values["data_dir"])  # type: ignore[arg-type]
+        try:
+            return cls(**values)  # type: ignore[arg-type]
+        except TypeError as e:
+            raise ConfigError(str(e)) from None
+
+    def with_ports(self, grpc: str, udp: str) -> NodeConfig:
+        return replace(self, grpc=grpc, udp=udp)

@@ -1,0 +1,147 @@
+"""The node's network edges: the UDP socket standing where the ship's Ames port would be, and the set of
+push streams a master keeps to its followers (plus catch-up from a peer when etcd no longer has events)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import grpc
+
+from seguro import ames
+from seguro import messages as m
+from seguro.clock import Clock
+from seguro.proto.seguro.v1 import replication_pb2 as pb
+from seguro.proto.seguro.v1 import replication_pb2_grpc as rpc
+from seguro.runtime import Job
+from seguro.transport import PushStream, batch_from_pb, grpc_options
+
+if TYPE_CHECKING:
+    from seguro.node import Node
+
+log = logging.getLogger(__name__)
+
+EVENT_OVERHEAD_BYTES = 64  # what a datagram's event noun adds to its payload, roughly
+FETCH_TIMEOUT_S = 30.0
+
+
+class Ingress:
+    """Receives datagrams (every replica gets every one, from the load balancer) and sends effects.
+
+    Effects leave from this same socket, as vere's ames driver does, so peers see replies from the
+    ship's address. Malformed datagrams are counted and dropped; they never reach the log.
+    """
+
+    def __init__(self, hostport: tuple[str, int], clock: Clock, post: Callable[[m.Event], None]) -> None:
+        self._clock, self._post = clock, post
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self._sock.bind(hostport)
+        except OSError as e:
+            self._sock.close()
+            raise OSError(f"cannot bind the UDP socket to {hostport[0]}:{hostport[1]}: {e}") from None
+        self._sock.settimeout(0.2)
+        self.address: tuple[str, int] = self._sock.getsockname()
+        self.malformed = self.send_errors = 0
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="seguro-udp", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                payload, (ip, port) = self._sock.recvfrom(65_535)
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._closed.is_set():
+                    return
+                continue
+            try:
+                noun = ames.datagram_event(self._clock.wall_s(), ip, port, payload)
+            except ames.AmesError as e:
+                self.malformed += 1
+                log.debug("malformed datagram", extra={"from": f"{ip}:{port}", "error": str(e)})
+                continue
+            size = len(payload) + EVENT_OVERHEAD_BYTES
+            self._post(m.IncomingEvent(Job(noun, size), size))
+
+    def send(self, payload: bytes, address: tuple[str, int]) -> None:
+        try:
+            self._sock.sendto(payload, address)
+        except OSError as e:
+            self.send_errors += 1
+            log.warning("effect not sent", extra={"to": f"{address[0]}:{address[1]}", "error": str(e)})
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(1.0)
+        self._sock.close()
+
+
+class Peers:
+    """The master's push streams, one per other replica registered in etcd."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self._streams: dict[str, PushStream] = {}
+        self._lock = threading.Lock()
+
+    def refresh(self, epoch: int) -> None:
+        """Make sure every other registered replica has a live stream at our current epoch."""
+        replicas = self._node.coord.replicas()
+        with self._lock:
+            for replica_id, status in replicas.items():
+                address = str(status.get("grpc", ""))
+                if replica_id == self._node.node_id or not address:
+                    continue
+                stream = self._streams.get(replica_id)
+                if stream is not None and (
+                    stream.epoch != epoch or stream.address != address or not stream.alive()
+                ):
+                    stream.stop()
+                    stream = None
+                if stream is None:
+                    self._streams[replica_id] = PushStream(
+                        replica_id, address, self._node.eventlog, epoch, self._node.node_id, self._node.post,
+                        self._node.appended, self._node.cfg.max_event_bytes,
+                    )  # fmt: skip
+
+    def stop_all(self) -> None:
+        with self._lock:
+            streams, self._streams = list(self._streams.values()), {}
+        for stream in streams:
+            stream.stop()
+
+    def errors(self) -> dict[str, str]:
+        with self._lock:
+            return {rid: s.error for rid, s in self._streams.items() if s.error}
+
+    def fetch_from_peers(self, first: int, last: int) -> int:
+        """Catch up events first..last from any peer's local log; returns `last`, or -1 if none had them."""
+        for replica_id, status in self._node.coord.replicas().items():
+            address = str(status.get("grpc", ""))
+            if replica_id == self._node.node_id or not address:
+                continue
+            try:
+                if self._fetch(address, first, last):
+                    return last
+            except grpc.RpcError as e:
+                log.warning("peer fetch failed", extra={"peer": replica_id, "error": str(e)})
+        return -1
+
+    def _fetch(self, address: str, first: int, last: int) -> bool:
+        options = grpc_options(self._node.cfg.max_event_bytes)
+        expected = first
+        with grpc.insecure_channel(address, options=options) as channel:
+            request = pb.FetchRequest(from_event=first, to_event=last)
+            for wire in rpc.ReplicationStub(channel).Fetch(request, timeout=FETCH_TIMEOUT_S):
+                batch = batch_from_pb(wire)
+                if batch.first_event != expected:
+                    return False
+                self._node.post(m.CatchUpFetched(batch))
+                expected = batch.last_event + 1
+        return expected > last

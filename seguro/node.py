@@ -1,0 +1,314 @@
+"""The node: one replica of one ship. The imperative shell around `seguro.replication.Replica`.
+
+One driver thread owns the core: it takes an event from its queue (or a tick), asks the core what to do,
+and performs the `Ready` in order — local log writes and acks at once, etcd requests on worker threads
+(one etcd append in flight, lease traffic on its own thread so a slow append never starves keepalives),
+runtime requests on the runtime thread, effects out of the UDP socket after one last look at the
+self-fencing deadline. Every result comes back through the same queue.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from seguro import messages as m
+from seguro.clock import Clock, SystemClock
+from seguro.config import NodeConfig
+from seguro.coordination import CoordinationError, Coordinator, LeaseLost, LogTrimmed, MasterInfo
+from seguro.edges import Ingress, Peers
+from seguro.eventlog import EventLog
+from seguro.noun import cue
+from seguro.proto.seguro.v1 import replication_pb2 as pb
+from seguro.replication import MASTER, Config, Replica
+from seguro.runtime import Job, RuntimeWorker
+from seguro.transport import batch_from_pb, serve
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.05
+STATUS_EVERY_S = 1.0
+CHUNK_OVER_BYTES = 1 << 20
+
+
+class Node:
+    def __init__(self, cfg: NodeConfig, clock: Clock | None = None) -> None:
+        self.cfg, self.node_id, self.clock = cfg, cfg.node_id, clock or SystemClock()
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.eventlog = EventLog(cfg.data_dir)
+        self._check_ship()
+        self.core = Replica(self._core_config(), durable_event=self.eventlog.last_event())
+        self._events: queue.Queue[m.Event] = queue.Queue()
+        self._streams: dict[int, queue.Queue[m.AckOut]] = {}
+        self._stream_ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self.appended = threading.Condition()
+        self.coord = Coordinator(list(cfg.etcd), cfg.ship)
+        self._etcd = ThreadPoolExecutor(1, thread_name_prefix="seguro-etcd")
+        self._lease = ThreadPoolExecutor(1, thread_name_prefix="seguro-lease")
+        self.runtime = RuntimeWorker(
+            self.eventlog, self.post, pier=cfg.data_dir / "pier", argv=cfg.runtime,
+            stderr_path=cfg.data_dir / "runtime.log", timeout_s=cfg.runtime_timeout_s,
+            snapshot_every=cfg.snapshot_every,
+        )  # fmt: skip
+        self.ingress = Ingress(cfg.udp_hostport, self.clock, self.post)
+        self._server, grpc_port = serve(self, cfg.grpc, cfg.max_event_bytes)
+        self.grpc_address = f"{cfg.grpc_hostport[0]}:{grpc_port}"
+        self.udp_address = "{}:{}".format(*self.ingress.address)
+        self.peers = Peers(self)
+        self.effects_sent = 0
+        self.effects_fenced = 0
+        self._stop = threading.Event()
+        self._status: dict[str, object] = {}
+        self._watch = None
+
+    def _core_config(self) -> Config:
+        cfg = self.cfg
+        return Config(
+            node_id=cfg.node_id, lease_ttl_s=float(cfg.lease_ttl_s), lease_margin_s=cfg.lease_margin_s,
+            ack_replicas=cfg.ack_replicas, max_event_bytes=cfg.max_event_bytes,
+        )  # fmt: skip
+
+    def _check_ship(self) -> None:
+        meta = self.eventlog.meta()
+        if meta.get("who") not in (None, self.cfg.ship):
+            raise ValueError(
+                f"data dir {self.cfg.data_dir} holds ship {meta['who']!r}, not {self.cfg.ship!r}"
+            )
+        if meta.get("who") is None:
+            self.eventlog.set_meta(who=self.cfg.ship)
+
+    # ---- the driver loop ------------------------------------------------------------------------
+
+    def post(self, event: m.Event) -> None:
+        self._events.put(event)
+
+    def run(self) -> None:
+        """Serve until stop(); the caller's thread becomes the driver thread."""
+        self.runtime.start()
+        self._watch = self.coord.watch_master(self._on_master)
+        log.info("node up", extra={"id": self.node_id, "grpc": self.grpc_address, "udp": self.udp_address})
+        next_status_s = 0.0
+        try:
+            while not self._stop.is_set():
+                try:
+                    event = self._events.get(timeout=TICK_S)
+                except queue.Empty:
+                    event = None
+                now_s = self.clock.now_s()
+                ready = self.core.tick(now_s) if event is None else self.core.step(event, now_s)
+                self._perform(ready)
+                if now_s >= next_status_s:
+                    next_status_s = now_s + STATUS_EVERY_S
+                    self._publish_status(now_s)
+        finally:
+            self._shutdown()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _perform(self, ready: m.Ready) -> None:
+        for batch in ready.persist:
+            self.eventlog.append(batch.first_event, batch.records, epoch=batch.epoch)
+            with self.appended:
+                self.appended.notify_all()
+        for ack in ready.acks:
+            with self._lock:
+                stream = self._streams.get(ack.stream_id)
+            if stream is not None:
+                stream.put(ack)
+        if ready.commit is not None:
+            self._etcd.submit(self._commit, ready.commit)
+        for _, datagrams in ready.release:
+            self._emit(datagrams)
+        if ready.restart_runtime:
+            self.runtime.restart()
+        for job in ready.run:
+            self.runtime.run(job)  # type: ignore[arg-type]
+        if ready.apply_to is not None:
+            self.runtime.apply_to(ready.apply_to)
+        if ready.boot:
+            self.runtime.boot(self.cfg.who, self.clock.wall_s())
+        if ready.record_epoch is not None:
+            self.eventlog.record_epoch(*ready.record_epoch)
+        for source, reason in ready.refused:
+            log.warning("event refused", extra={"source": source, "reason": reason})
+        if ready.stop:
+            log.critical("replica stopped", extra={"reason": ready.stop})
+        self._etcd_requests(ready)
+
+    def _emit(self, datagrams: tuple[object, ...]) -> None:
+        """The last gate: nothing leaves after the self-fencing deadline, whatever the core decided."""
+        if self.clock.now_s() >= self.core.lease_deadline_s():
+            self.effects_fenced += len(datagrams)
+            return
+        for (host, port), payload in datagrams:  # type: ignore[misc]
+            self.ingress.send(payload, (host, port))
+            self.effects_sent += 1
+
+    # ---- etcd requests (worker threads) ---------------------------------------------------------
+
+    def _etcd_requests(self, ready: m.Ready) -> None:
+        if ready.grant_lease:
+            self._lease.submit(self._grant)
+        if ready.renew_lease is not None:
+            self._lease.submit(self._renew, ready.renew_lease)
+        if ready.campaign:
+            self._etcd.submit(self._campaign, self.core.lease_id())
+        if ready.catch_up_from is not None:
+            self._etcd.submit(self._catch_up, ready.catch_up_from)
+        if ready.resign_epoch is not None:
+            self._etcd.submit(self._quietly, "resign", self.coord.resign, ready.resign_epoch)
+
+    def _grant(self) -> None:
+        sent_at_s = self.clock.now_s()
+        try:
+            lease_id = self.coord.grant_lease(self.cfg.lease_ttl_s)
+        except CoordinationError as e:
+            self.post(m.LeaseRequestFailed(str(e)))
+            return
+        self.post(m.LeaseGranted(lease_id, float(self.cfg.lease_ttl_s), sent_at_s))
+
+    def _renew(self, lease_id: int) -> None:
+        sent_at_s = self.clock.now_s()
+        try:
+            self.coord.keepalive(lease_id)
+        except LeaseLost:
+            self.post(m.LeaseLost(lease_id))
+            return
+        except CoordinationError as e:
+            self.post(m.LeaseRequestFailed(str(e)))
+            return
+        # The TTL etcd reports is rounded down to whole seconds; the granted TTL is what was restarted.
+        self.post(m.KeepaliveAcked(lease_id, float(self.cfg.lease_ttl_s), sent_at_s))
+
+    def _campaign(self, lease_id: int | None) -> None:
+        if lease_id is None:
+            self.post(m.CampaignResult(False, error="no lease"))
+            return
+        info = {"grpc": self.grpc_address, "udp": self.udp_address}
+        try:
+            won = self.coord.campaign(self.node_id, lease_id, info)
+        except CoordinationError as e:
+            self.post(m.CampaignResult(False, error=str(e)))
+            return
+        self.post(m.CampaignResult(won is not None, epoch=won.epoch if won else 0))
+
+    def _commit(self, commit: m.Commit) -> None:
+        batch = commit.batch
+        try:
+            records = []
+            for i, data in enumerate(batch.records):
+                event = batch.first_event + i
+                if len(data) > CHUNK_OVER_BYTES:
+                    chunks = self.coord.put_chunks(batch.epoch, event, data)
+                    records.append(pb.Record(event=event, chunks=chunks, size=len(data)))
+                else:
+                    records.append(pb.Record(event=event, data=data))
+            wire = pb.Batch(epoch=batch.epoch, first_event=batch.first_event, records=records)
+            result = self.coord.append(batch.epoch, commit.expected_head, wire)
+        except (CoordinationError, ValueError) as e:
+            self.post(m.CommitDone(commit.seq, ok=False, fence_lost="epoch" in str(e), error=str(e)))
+            return
+        self.post(
+            m.CommitDone(
+                commit.seq, ok=result.ok, fence_lost=result.fence_lost, actual_head=result.head_event
+            )
+        )
+
+    def _catch_up(self, first: int) -> None:
+        try:
+            for wire in self.coord.read_batches(first):
+                self.post(m.CatchUpFetched(batch_from_pb(wire)))
+            head, _ = self.coord.head()
+        except LogTrimmed as e:
+            head = self.peers.fetch_from_peers(first, e.first_available_event - 1)
+            if head < 0:
+                self.post(m.CatchUpDone(0, error=f"etcd trimmed events and no peer has them: {e}"))
+                return
+            self._catch_up(e.first_available_event)
+            return
+        except CoordinationError as e:
+            self.post(m.CatchUpDone(0, error=str(e)))
+            return
+        self.post(m.CatchUpDone(head))
+
+    def _quietly(self, what: str, fn, *args: object) -> None:  # type: ignore[no-untyped-def]
+        try:
+            fn(*args)
+        except CoordinationError as e:
+            log.warning("etcd request failed", extra={"what": what, "error": str(e)})
+
+    def _on_master(self, info: MasterInfo | None, revision: int = 0) -> None:
+        if info is None:
+            self.post(m.MasterObserved(None, 0, revision))
+        else:
+            self.post(m.MasterObserved(info.node_id, info.epoch, revision))
+
+    # ---- status, streams, admin -----------------------------------------------------------------
+
+    def status(self) -> dict[str, object]:
+        with self._lock:
+            return dict(self._status)
+
+    def _publish_status(self, now_s: float) -> None:
+        status = {**self.core.status(now_s), "effects_sent": self.effects_sent,
+                  "effects_fenced": self.effects_fenced, "grpc": self.grpc_address,
+                  "udp": self.udp_address, "data": str(self.cfg.data_dir),
+                  "runtime_pid": self.runtime.pid}  # fmt: skip
+        with self._lock:
+            self._status = status
+        self._lease.submit(self._quietly, "put_replica", self.coord.put_replica, self.node_id, status)
+        if self.core.role == MASTER:
+            self._lease.submit(self._quietly, "peers", self.peers.refresh, self.core.epoch)
+        else:
+            self.peers.stop_all()
+
+    def open_stream(self) -> tuple[int, queue.Queue[m.AckOut]]:
+        stream_id, acks = next(self._stream_ids), queue.Queue()
+        with self._lock:
+            self._streams[stream_id] = acks
+        return stream_id, acks
+
+    def close_stream(self, stream_id: int) -> None:
+        with self._lock:
+            self._streams.pop(stream_id, None)
+
+    def poke(self, jam: bytes) -> str:
+        """Offer a jammed event; '' when the master took it, else why not."""
+        if len(jam) > self.cfg.max_event_bytes:
+            return f"event of {len(jam)} bytes exceeds the limit of {self.cfg.max_event_bytes} bytes"
+        if self.status().get("role") != MASTER:
+            return f"this node is not the master (role {self.status().get('role')})"
+        try:
+            noun = cue(jam)
+        except ValueError as e:
+            return f"event does not cue: {e}"
+        self.post(m.IncomingEvent(Job(noun, len(jam)), len(jam), source="admin"))
+        return ""
+
+    def _shutdown(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+        self.peers.stop_all()
+        if self.core.role == MASTER:
+            self._quietly("resign", self.coord.resign, self.core.epoch)
+        lease_id = self.core.lease_id()
+        if lease_id is not None:
+            self._quietly("revoke", self.coord.revoke, lease_id)
+        self.ingress.close()
+        self._server.stop(grace=1.0)
+        self.runtime.stop()
+        self._etcd.shutdown(wait=False, cancel_futures=True)
+        self._lease.shutdown(wait=False, cancel_futures=True)
+        self.coord.close()
+        self.eventlog.close()
+        log.info("node down", extra={"id": self.node_id})
+
+
+def data_dir_of(path: str | Path) -> Path:
+    return Path(path).expanduser().resolve()

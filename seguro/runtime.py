@@ -1,0 +1,227 @@
+"""The node's ship runtime: one child process (seguro.serf) driven from one thread.
+
+It turns the core's runtime requests (run these jobs, apply the log up to N, restart from the log, boot)
+into serf calls and posts the results back as core events, in order. A restart bumps a generation so
+that run-ahead work queued before it is skipped rather than run on the fresh runtime.
+
+Applying committed events replays each record with %play and compares the runtime's mug with the mug
+the master logged: a mismatch is a divergence, reported, and nothing more is applied. Snapshots are only
+taken when the runtime holds exactly the committed log, never during run-ahead.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from seguro import ames
+from seguro import messages as m
+from seguro.eventlog import EventLog
+from seguro.noun import Noun
+from seguro.record import decode_record, encode_record
+from seguro.serf import Serf, SerfBail, SerfError, WorkBail, default_argv
+from seguro.ship import boot_events
+
+log = logging.getLogger(__name__)
+
+PIPELINE_JOBS = 32  # %work requests in flight to the serf at once
+BOOT_SCAN_MAX = 1000  # a boot sequence longer than this is not a boot sequence
+RESTART_BACKOFF_S = 1.0
+
+
+@dataclass(frozen=True)
+class Job:
+    """An event for the runtime: the noun and its size as the core counts it."""
+
+    noun: Noun
+    size_bytes: int
+
+
+class RuntimeWorker:
+    """Owns the serf on its own thread; `post` receives the core events it produces."""
+
+    def __init__(
+        self,
+        eventlog: EventLog,
+        post: Callable[[m.Event], None],
+        *,
+        pier: Path,
+        argv: Sequence[str] = (),
+        stderr_path: Path | None = None,
+        timeout_s: float = 30.0,
+        snapshot_every: int = 5000,
+    ) -> None:
+        self._log, self._post = eventlog, post
+        self._argv = list(argv) or default_argv(pier)
+        self._stderr_path, self._timeout_s = stderr_path, timeout_s
+        self._snapshot_every = snapshot_every
+        self._ops: queue.Queue[tuple[int, str, object]] = queue.Queue()
+        self._generation = 0
+        self._serf: Serf | None = None
+        self._last_snapshot = 0
+        self._deferred: tuple[int, str, object] | None = None  # taken from the queue, handled next
+        self._thread = threading.Thread(target=self._loop, name="seguro-runtime", daemon=True)
+        self._stopping = threading.Event()
+        pier.mkdir(parents=True, exist_ok=True)
+
+    # ---- requests from the driver thread --------------------------------------------------------
+
+    def start(self) -> None:
+        self.restart()
+        self._thread.start()
+
+    def restart(self) -> None:
+        self._generation += 1
+        self._ops.put((self._generation, "restart", None))
+
+    def run(self, job: Job) -> None:
+        self._ops.put((self._generation, "run", job))
+
+    def apply_to(self, event: int) -> None:
+        self._ops.put((self._generation, "apply", event))
+
+    def boot(self, who: str, wall_s: float) -> None:
+        self._ops.put((self._generation, "boot", (who, wall_s)))
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stopping.set()
+        self._ops.put((self._generation, "stop", None))
+        self._thread.join(timeout_s)
+        if self._serf is not None:
+            self._serf.kill()
+
+    @property
+    def pid(self) -> int | None:
+        return self._serf.pid if self._serf is not None else None
+
+    # ---- the runtime thread ---------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            if self._deferred is not None:
+                (generation, kind, arg), self._deferred = self._deferred, None
+            else:
+                generation, kind, arg = self._ops.get()
+            if kind == "stop":
+                return
+            if kind != "restart" and (generation != self._generation or self._serf is None):
+                continue  # queued before a restart, or the serf is broken: the core will ask again
+            try:
+                self._dispatch(kind, arg)
+            except SerfError as e:
+                self._fail(f"{type(e).__name__}: {e}")
+            except Exception as e:  # a record that does not decode, a log read error: never silent
+                log.exception("runtime request failed", extra={"kind": kind})
+                self._fail(f"{type(e).__name__}: {e}")
+
+    def _fail(self, reason: str) -> None:
+        if self._serf is not None:
+            self._serf.kill()
+            self._serf = None
+        self._post(m.RuntimeFailed(reason))
+        self._stopping.wait(RESTART_BACKOFF_S)  # a runtime that dies at once must not spin the node
+
+    def _dispatch(self, kind: str, arg: object) -> None:
+        if kind == "restart":
+            self._restart()
+        elif kind == "run":
+            self._run_pipelined(arg)  # type: ignore[arg-type]
+        elif kind == "apply":
+            self._apply(arg)  # type: ignore[arg-type]
+        elif kind == "boot":
+            self._boot(*arg)  # type: ignore[misc]
+
+    def _live_serf(self) -> Serf:
+        if self._serf is None:
+            raise SerfError("no runtime is running")
+        return self._serf
+
+    def _restart(self) -> None:
+        if self._serf is not None:
+            self._serf.kill()
+            self._serf = None
+        serf = Serf(self._argv, stderr_path=self._stderr_path, timeout_s=self._timeout_s)
+        self._serf = serf
+        durable = self._log.last_event()
+        if serf.eve > durable:
+            raise SerfError(f"runtime snapshot is at event {serf.eve}, ahead of the log at {durable}")
+        self._last_snapshot = serf.eve
+        diverged = self._replay(durable)
+        if diverged:
+            self._post(m.Diverged(serf.eve + 1, diverged))
+            self._serf = None
+            return
+        self._post(m.RuntimeReady(serf.eve))
+
+    def _apply(self, upto: int) -> None:
+        diverged = self._replay(upto)
+        serf = self._live_serf()
+        if diverged:
+            self._post(m.Diverged(serf.eve + 1, diverged))
+            self._serf = None  # apply nothing more; status shows the divergence
+            return
+        self._post(m.Applied(serf.eve))
+        if serf.eve - self._last_snapshot >= self._snapshot_every and serf.eve == self._log.last_event():
+            serf.save(serf.eve)
+            self._last_snapshot = serf.eve
+            log.info("snapshot", extra={"eve": serf.eve})
+
+    def _replay(self, upto: int) -> str:
+        """Bring the runtime up to `upto` from the local log; returns a divergence description or ''."""
+        serf = self._live_serf()
+        if serf.eve == 0 and upto > 0:
+            self._replay_boot(serf)
+        for event, record in self._log.read(serf.eve + 1, upto) if serf.eve < upto else ():
+            decoded = decode_record(record)
+            try:
+                mug = serf.play(event, [decoded.event])
+            except SerfBail as e:
+                return f"the runtime refused logged event {event}: {e}"
+            if decoded.mug and mug != decoded.mug:
+                return f"mug {mug:#x} after event {event}, the log says {decoded.mug:#x}"
+        return ""
+
+    def _replay_boot(self, serf: Serf) -> None:
+        """vere plays the whole boot sequence (the leading mug-0 events) in one %play at event 1."""
+        events: list[Noun] = []
+        for _, record in self._log.read(1, min(self._log.last_event(), BOOT_SCAN_MAX)):
+            decoded = decode_record(record)
+            if decoded.mug != 0:
+                break
+            events.append(decoded.event)
+        serf.play(1, events)
+
+    def _boot(self, who: str, wall_s: float) -> None:
+        serf = self._live_serf()
+        events = boot_events(who, wall_s)
+        serf.play(1, events)
+        self._post(m.Booted(tuple(encode_record(0, e) for e in events)))
+
+    def _run_pipelined(self, first: Job) -> None:
+        """Submit `first` and whatever run requests are already queued, then collect results in order."""
+        serf = self._live_serf()
+        jobs = [first]
+        while len(jobs) < PIPELINE_JOBS:
+            try:
+                generation, kind, arg = self._ops.get_nowait()
+            except queue.Empty:
+                break
+            if kind != "run" or generation != self._generation:
+                self._deferred = (generation, kind, arg)  # keep order: handle it next
+                break
+            jobs.append(arg)  # type: ignore[arg-type]
+        for job in jobs:
+            serf.submit_work(job.noun)
+        for _ in jobs:
+            try:
+                done = serf.next_work_result()
+            except WorkBail as e:
+                self._post(m.WorkRefused(str(e)))
+                continue
+            record = encode_record(done.mug, done.job)
+            datagrams = tuple(ames.effects_to_datagrams(done.effects))
+            self._post(m.WorkDone(done.eve, record, datagrams))
