@@ -92,16 +92,19 @@ class Node:
         self.runtime.start()
         self._watch = self.coord.watch_master(self._on_master)
         log.info("node up", extra={"id": self.node_id, "grpc": self.grpc_address, "udp": self.udp_address})
-        next_status_s = 0.0
+        next_status_s = next_tick_s = 0.0
         try:
             while not self._stop.is_set():
                 try:
-                    event = self._events.get(timeout=TICK_S)
+                    event = self._events.get(timeout=max(0.0, next_tick_s - self.clock.now_s()))
                 except queue.Empty:
                     event = None
                 now_s = self.clock.now_s()
-                ready = self.core.tick(now_s) if event is None else self.core.step(event, now_s)
-                self._perform(ready)
+                if event is not None:
+                    self._perform(self.core.step(event, now_s))
+                if now_s >= next_tick_s:  # ticks run under load too: keepalives must never wait on traffic
+                    next_tick_s = now_s + TICK_S
+                    self._perform(self.core.tick(now_s))
                 if now_s >= next_status_s:
                     next_status_s = now_s + STATUS_EVERY_S
                     self._publish_status(now_s)

@@ -1,12 +1,117 @@
-"""Operator commands: leader, status, cluster, demo, bench (placeholders until replication lands)."""
+"""Operator commands: leader, status, cluster up/down, demo, bench."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import click
 
+from seguro import cluster as local
+from seguro.admin import leader_info, status_rows
+from seguro.coordination import CoordinationError
+
+
+@click.command("leader")
+@click.option("--etcd", required=True, help="Comma-separated etcd client URLs.")
+@click.option("--ship", required=True)
+@click.option("--json", "as_json", is_flag=True)
+def leader(etcd: str, ship: str, as_json: bool) -> None:
+    """Show the ship's master: id, epoch (fencing token), lease, TTL remaining."""
+    try:
+        info = leader_info(etcd, ship)
+    except CoordinationError as e:
+        raise click.ClickException(str(e)) from None
+    if info is None:
+        if as_json:
+            click.echo(json.dumps({"id": None, "epoch": None, "lease": None, "ttl_remaining": None}))
+        raise click.ClickException(f"ship {ship} has no master right now")
+    if as_json:
+        click.echo(json.dumps(info))
+    else:
+        click.echo(
+            f"master {info['id']}  epoch {info['epoch']}  lease {info['lease']:x}  "
+            f"ttl {info['ttl_remaining']} s  grpc {info.get('grpc')}  udp {info.get('udp')}"
+        )
+
+
+@click.command("status")
+@click.option("--etcd", required=True, help="Comma-separated etcd client URLs.")
+@click.option("--ship", required=True)
+@click.option("--json", "as_json", is_flag=True)
+def status(etcd: str, ship: str, as_json: bool) -> None:
+    """Every replica: role, durable event, applied event, lag behind etcd's head."""
+    try:
+        report = status_rows(etcd, ship)
+    except CoordinationError as e:
+        raise click.ClickException(str(e)) from None
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    click.echo(f"ship {ship}: head {report['head']}, master {report['master'] or '(none)'}")
+    click.echo(f"{'id':<10} {'role':<12} {'durable':>9} {'applied':>9} {'lag':>6}  error")
+    for r in report["replicas"]:  # type: ignore[attr-defined]
+        click.echo(
+            f"{r['id']:<10} {r['role']:<12} {r['durable_event']:>9} {r['applied_event']:>9} "
+            f"{r['lag']:>6}  {r['error']}"
+        )
+
+
+@click.group("cluster")
+def cluster() -> None:
+    """A local cluster on 127.0.0.1: 3-member etcd and N nodes."""
+
+
+@cluster.command("up")
+@click.option("--workdir", required=True, type=click.Path(path_type=Path))
+@click.option("--replicas", default=3, show_default=True, type=click.IntRange(1, 9))
+@click.option("--ttl", default=3, show_default=True, type=click.IntRange(2, 60), help="Lease TTL, seconds.")
+@click.option("--ship", default="zod", show_default=True)
+@click.option("--ack-replicas", type=int, help="Passed to every node.")
+@click.option("--max-event-bytes", type=int, help="Passed to every node.")
+@click.option("--json", "as_json", is_flag=True)
+def cluster_up(workdir: Path, replicas: int, ttl: int, ship: str, ack_replicas: int | None,
+               max_event_bytes: int | None, as_json: bool) -> None:  # fmt: skip
+    """Start the cluster in the background; return once a master is elected."""
+    extra = []
+    if ack_replicas is not None:
+        extra += ["--ack-replicas", str(ack_replicas)]
+    if max_event_bytes is not None:
+        extra += ["--max-event-bytes", str(max_event_bytes)]
+    try:
+        state = local.up(workdir.resolve(), replicas=replicas, ttl_s=ttl, ship=ship, extra=extra)
+    except local.ClusterError as e:
+        raise click.ClickException(str(e)) from None
+    nodes = [{k: n[k] for k in ("id", "pid", "grpc", "udp", "data")} for n in state["nodes"]]
+    if not as_json:
+        click.echo(f"etcd {state['etcd']}; ship {ship}; {len(nodes)} nodes; logs in {workdir}")
+    click.echo(json.dumps({"etcd": state["etcd"], "ship": ship, "nodes": nodes}))
+
+
+@cluster.command("down")
+@click.option("--workdir", required=True, type=click.Path(path_type=Path))
+def cluster_down(workdir: Path) -> None:
+    """Stop everything `cluster up` started in WORKDIR."""
+    stopped = local.down(workdir.resolve())
+    click.echo(f"stopped {len(stopped)} processes")
+
 
 @click.command("demo")
-def demo() -> None:
-    """Bring up a local replicated cluster, fail the master over, and check every log agrees."""
-    raise click.ClickException("`seguro demo` is not built yet: it arrives with the replication work")
+@click.option("--workdir", type=click.Path(path_type=Path), help="Where to run (default: a temporary dir).")
+@click.option("--keep", is_flag=True, help="Leave the cluster running for inspection (needs --workdir).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on the last line.")
+@click.option("--seconds", default=6.0, show_default=True, help="Traffic before and after the failover.")
+def demo(workdir: Path | None, keep: bool, as_json: bool, seconds: float) -> None:
+    """Bring up a local replicated cluster, kill the master mid-stream, check every log agrees."""
+    from seguro.demo import run_demo
+
+    if keep and workdir is None:
+        raise click.UsageError("--keep needs --workdir")
+    summary = run_demo(workdir, keep=keep, seconds=seconds, echo=click.echo)
+    if as_json:
+        click.echo(json.dumps(summary))
+    if not summary["ok"]:
+        raise SystemExit(1)
 
 
-commands = [demo]
+commands = [leader, status, cluster, demo]

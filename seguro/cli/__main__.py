@@ -1,0 +1,3 @@
+from seguro.cli import main
+
+main()

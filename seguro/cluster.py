@@ -1,0 +1,169 @@
+"""A local cluster on 127.0.0.1: a real 3-member etcd and N node processes, for trying Seguro out and for
+end-to-end tests. Everything it starts runs in its own session and is recorded in WORKDIR/cluster.json,
+so `seguro cluster down` can stop it from another process."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from seguro.coordination import CoordinationError, Coordinator
+from seguro.etcd_server import EtcdCluster, stop_from_state
+
+STATE_FILE = "cluster.json"
+READY_TIMEOUT_S = 30.0
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not be brought up or down; the message says what and where to look."""
+
+
+@dataclass
+class NodeProc:
+    id: str
+    pid: int
+    grpc: str
+    udp: str
+    data: str
+    log: str
+
+
+def node_command(node_id: str, ship: str, data: Path, etcd: str, ready: Path, extra: list[str]) -> list[str]:
+    return [
+        sys.executable, "-m", "seguro.cli", "node", "run", "--id", node_id, "--ship", ship,
+        "--data", str(data), "--etcd", etcd, "--ready-file", str(ready), *extra,
+    ]  # fmt: skip
+
+
+def start_node(workdir: Path, node_id: str, ship: str, etcd: str, extra: list[str]) -> NodeProc:
+    """Start one node process (or restart it on its existing data dir) and wait until it is listening."""
+    data, ready = workdir / node_id, workdir / f"{node_id}.ready"
+    ready.unlink(missing_ok=True)
+    log_path = workdir / f"{node_id}.log"
+    with open(log_path, "ab") as log_file:
+        proc = subprocess.Popen(
+            node_command(node_id, ship, data, etcd, ready, extra),
+            stdout=log_file, stderr=log_file, stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not ready.exists():
+        if proc.poll() is not None:
+            raise ClusterError(f"node {node_id} exited with {proc.returncode}; see {log_path}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise ClusterError(f"node {node_id} not listening after {READY_TIMEOUT_S} s; see {log_path}")
+        time.sleep(0.05)
+    info = json.loads(ready.read_text())
+    return NodeProc(node_id, proc.pid, info["grpc"], info["udp"], info["data"], str(log_path))
+
+
+def wait_for_master(etcd: str, ship: str, timeout_s: float, not_id: str | None = None) -> dict:
+    """Block until a master other than `not_id` holds the key and reports itself master; its record."""
+    deadline = time.monotonic() + timeout_s
+    with Coordinator(etcd, ship, timeout_s=1.0, retry_budget_s=1.0) as coord:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(CoordinationError):
+                master = coord.master()
+                if master is not None and master.node_id != not_id:
+                    status = coord.replicas().get(master.node_id, {})
+                    if status.get("role") == "master" and status.get("epoch") == master.epoch:
+                        return {"id": master.node_id, "epoch": master.epoch, **master.info}
+            time.sleep(0.05)
+    raise ClusterError(f"no master elected within {timeout_s} s")
+
+
+def up(
+    workdir: Path, replicas: int = 3, ttl_s: int = 3, ship: str = "zod", extra: list[str] | None = None
+) -> dict:
+    """Start etcd (3 members) and `replicas` nodes; return the state once a master is elected."""
+    if replicas < 1:
+        raise ClusterError("replicas must be >= 1")
+    workdir.mkdir(parents=True, exist_ok=True)
+    if (workdir / STATE_FILE).exists():
+        raise ClusterError(f"{workdir} already has a cluster ({STATE_FILE}); run `seguro cluster down` first")
+    etcd = EtcdCluster(workdir / "etcd", members=3, token=f"seguro-{ship}-{os.getpid()}").start()
+    etcd.write_state(workdir / "etcd.json")
+    state: dict = {"etcd": etcd.endpoints, "ship": ship, "nodes": [], "ttl": ttl_s, "extra": extra or []}
+    try:
+        args = ["--ttl", str(ttl_s), *(extra or [])]
+        for i in range(replicas):
+            state["nodes"].append(asdict(start_node(workdir, f"n{i}", ship, etcd.endpoints, args)))
+            write_state(workdir, state)
+        wait_for_master(etcd.endpoints, ship, timeout_s=READY_TIMEOUT_S)
+    except BaseException:
+        down(workdir)
+        raise
+    return state
+
+
+def write_state(workdir: Path, state: dict) -> None:
+    tmp = workdir / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.rename(workdir / STATE_FILE)
+
+
+def read_state(workdir: Path) -> dict:
+    try:
+        return json.loads((workdir / STATE_FILE).read_text())
+    except FileNotFoundError:
+        raise ClusterError(f"no cluster in {workdir} (no {STATE_FILE})") from None
+
+
+def restart_node(workdir: Path, node_id: str) -> NodeProc:
+    """Start a stopped node again on its data dir; updates the state file."""
+    state = read_state(workdir)
+    args = ["--ttl", str(state["ttl"]), *state["extra"]]
+    proc = start_node(workdir, node_id, state["ship"], state["etcd"], args)
+    state["nodes"] = [asdict(proc) if n["id"] == node_id else n for n in state["nodes"]]
+    write_state(workdir, state)
+    return proc
+
+
+def stop_pid(pid: int, timeout_s: float = 10.0) -> None:
+    """SIGCONT (a stopped process cannot die), SIGTERM, then SIGKILL after timeout_s."""
+    for sig in (signal.SIGCONT, signal.SIGTERM):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and pid_alive(pid):
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        finished, _ = os.waitpid(pid, os.WNOHANG)  # reap our own children
+        if finished:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
+            return False
+    return True
+
+
+def down(workdir: Path) -> list[int]:
+    """Stop every node and etcd member the cluster in `workdir` started; returns the pids stopped."""
+    stopped: list[int] = []
+    with contextlib.suppress(ClusterError):
+        for node in read_state(workdir)["nodes"]:
+            if pid_alive(node["pid"]):
+                stop_pid(node["pid"])
+                stopped.append(node["pid"])
+    if (workdir / "etcd.json").exists():
+        stopped += stop_from_state(workdir / "etcd.json")
+    (workdir / STATE_FILE).unlink(missing_ok=True)
+    return stopped
