@@ -119,7 +119,13 @@ def read_state(workdir: Path) -> dict:
 def restart_node(workdir: Path, node_id: str) -> NodeProc:
     """Start a stopped node again on its data dir; updates the state file."""
     state = read_state(workdir)
-    args = ["--ttl", str(state["ttl"]), *state["extra"]]
+    old = next((n for n in state["nodes"] if n["id"] == node_id), None)
+    if old is None:
+        raise ClusterError(f"no node {node_id} in {workdir}")
+    if pid_alive(old["pid"]):
+        raise ClusterError(f"node {node_id} is still running (pid {old['pid']})")
+    # Same addresses as before: peers and the load balancer know the ship by its UDP address.
+    args = ["--ttl", str(state["ttl"]), "--grpc", old["grpc"], "--udp", old["udp"], *state["extra"]]
     proc = start_node(workdir, node_id, state["ship"], state["etcd"], args)
     state["nodes"] = [asdict(proc) if n["id"] == node_id else n for n in state["nodes"]]
     write_state(workdir, state)

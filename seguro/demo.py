@@ -38,7 +38,9 @@ class Peer:
         self.sent = 0
         self.acks: dict[int, set[str]] = defaultdict(set)  # event -> nodes that answered for it
         self.replies_by_node: dict[str, int] = defaultdict(int)
-        self.first_reply_after: dict[float, tuple[float, str]] = {}
+        self.last_reply_s: dict[str, float] = {}
+        self.last_reply_event: dict[str, int] = {}
+        self.replies: list[tuple[float, str, int]] = []  # (received at, node, event)
         self._stop = threading.Event()
         self._rx = threading.Thread(target=self._receive, daemon=True)
         self._rx.start()
@@ -60,6 +62,9 @@ class Peer:
             if match:
                 self.acks[int(match.group(1))].add(node_id)
                 self.replies_by_node[node_id] += 1
+                self.last_reply_s[node_id] = time.monotonic()
+                self.last_reply_event[node_id] = int(match.group(1))
+                self.replies.append((time.monotonic(), node_id, int(match.group(1))))
 
     def close(self) -> None:
         self._stop.set()

@@ -69,12 +69,18 @@ class Ingress:
             size = len(payload) + EVENT_OVERHEAD_BYTES
             self._post(m.IncomingEvent(Job(noun, size), size))
 
-    def send(self, payload: bytes, address: tuple[str, int]) -> None:
+    def send_before(self, payload: bytes, address: tuple[str, int], deadline_s: float, clock: Clock) -> bool:
+        """Send unless `deadline_s` has passed; False when fenced. The check sits right against the syscall:
+        only a pause between these two lines could still let a datagram out late (see README, Fencing)."""
+        sendto, now_s = self._sock.sendto, clock.now_s
+        if now_s() >= deadline_s:
+            return False
         try:
-            self._sock.sendto(payload, address)
+            sendto(payload, address)
         except OSError as e:
             self.send_errors += 1
             log.warning("effect not sent", extra={"to": f"{address[0]}:{address[1]}", "error": str(e)})
+        return True
 
     def close(self) -> None:
         self._closed.set()

@@ -146,11 +146,14 @@ class Node:
 
     def _emit(self, datagrams: tuple[object, ...]) -> None:
         """The last gate: nothing leaves after the self-fencing deadline, whatever the core decided."""
-        if self.clock.now_s() >= self.core.lease_deadline_s():
-            self.effects_fenced += len(datagrams)
-            return
-        for (host, port), payload in datagrams:  # type: ignore[misc]
-            self.ingress.send(payload, (host, port))
+        deadline_s = self.core.lease_deadline_s()
+        for address, payload in datagrams:  # type: ignore[misc]
+            if not self.ingress.send_before(payload, address, deadline_s, self.clock):
+                self.effects_fenced += 1
+                log.warning(
+                    "effect fenced at the gate", extra={"late_s": round(self.clock.now_s() - deadline_s, 3)}
+                )
+                continue
             self.effects_sent += 1
 
     # ---- etcd requests (worker threads) ---------------------------------------------------------
