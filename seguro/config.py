@@ -39,6 +39,7 @@ class NodeConfig:
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     runtime: tuple[str, ...] = field(default=())  # empty: the reference ship
     snapshot_every: int = 5000
+    etcd_retain_events: int = 100_000
     runtime_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
@@ -59,6 +60,10 @@ class NodeConfig:
             raise ConfigError(f"lease_margin_s must be in (0, lease_ttl_s/2), got {self.lease_margin_s}")
         if self.ack_replicas < 0:
             raise ConfigError(f"ack_replicas must be >= 0, got {self.ack_replicas}")
+        if self.etcd_retain_events < 0:
+            raise ConfigError(
+                f"etcd_retain_events must be >= 0 (0 = never trim), got {self.etcd_retain_events}"
+            )
         if not 1024 <= self.max_event_bytes <= 1 << 30:
             raise ConfigError(f"max_event_bytes must be in [1 KiB, 1 GiB], got {self.max_event_bytes}")
 

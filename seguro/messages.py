@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Batch:
-    """Contiguous records `first_event ..` written under fencing token `epoch`."""
+    """Contiguous records `first_event ..` written under fencing token `epoch` (0 when not known)."""
 
     epoch: int
     first_event: int
@@ -85,9 +85,10 @@ class CatchUpFetched:
 
 @dataclass(frozen=True)
 class CatchUpDone:
-    """etcd's committed head at the end of a catch-up read."""
+    """etcd's committed head at the end of a catch-up read made for promotion `epoch`."""
 
     head: int
+    epoch: int
     error: str = ""
 
 
@@ -168,10 +169,12 @@ class CommitDone:
 
 @dataclass(frozen=True)
 class BatchReceived:
-    """A committed batch pushed to this follower on push stream `stream_id`."""
+    """A committed batch pushed to this follower on stream `stream_id` by a master of `sender_epoch`.
+    The batch's own epoch is 0: the pusher reads its local log, which does not keep each event's epoch."""
 
     stream_id: int
     batch: Batch
+    sender_epoch: int
 
 
 @dataclass(frozen=True)
@@ -244,6 +247,7 @@ class Ready:
     campaign: bool = False
     catch_up_from: int | None = None
     resign_epoch: int | None = None
+    trim_below: int | None = None
     record_epoch: tuple[int, int] | None = None
     refused: list[tuple[str, str]] = field(default_factory=list)
     stop: str | None = None

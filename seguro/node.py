@@ -71,6 +71,7 @@ class Node:
         return Config(
             node_id=cfg.node_id, lease_ttl_s=float(cfg.lease_ttl_s), lease_margin_s=cfg.lease_margin_s,
             ack_replicas=cfg.ack_replicas, max_event_bytes=cfg.max_event_bytes,
+            etcd_retain_events=cfg.etcd_retain_events,
         )  # fmt: skip
 
     def _check_ship(self) -> None:
@@ -116,7 +117,7 @@ class Node:
 
     def _perform(self, ready: m.Ready) -> None:
         for batch in ready.persist:
-            self.eventlog.append(batch.first_event, batch.records, epoch=batch.epoch)
+            self.eventlog.append(batch.first_event, batch.records, epoch=batch.epoch or None)
             with self.appended:
                 self.appended.notify_all()
         for ack in ready.acks:
@@ -166,7 +167,9 @@ class Node:
         if ready.campaign:
             self._etcd.submit(self._campaign, self.core.lease_id())
         if ready.catch_up_from is not None:
-            self._etcd.submit(self._catch_up, ready.catch_up_from)
+            self._etcd.submit(self._catch_up, ready.catch_up_from, self.core.epoch)
+        if ready.trim_below is not None:
+            self._etcd.submit(self._trim, self.core.epoch, ready.trim_below)
         if ready.resign_epoch is not None:
             self._etcd.submit(self._quietly, "resign", self.coord.resign, ready.resign_epoch)
 
@@ -226,22 +229,32 @@ class Node:
             )
         )
 
-    def _catch_up(self, first: int) -> None:
+    def _catch_up(self, first: int, epoch: int) -> None:
+        """Read committed batches from etcd from `first`; what etcd trimmed comes from a peer's log."""
         try:
-            for wire in self.coord.read_batches(first):
-                self.post(m.CatchUpFetched(batch_from_pb(wire)))
+            try:
+                for wire in self.coord.read_batches(first):
+                    self.post(m.CatchUpFetched(batch_from_pb(wire)))
+            except LogTrimmed as e:
+                if self.peers.fetch_from_peers(first, e.first_available_event - 1) < 0:
+                    self.post(m.CatchUpDone(0, epoch, error=f"no live peer holds events {first}.. : {e}"))
+                    return
+                for wire in self.coord.read_batches(e.first_available_event):
+                    self.post(m.CatchUpFetched(batch_from_pb(wire)))
             head, _ = self.coord.head()
-        except LogTrimmed as e:
-            head = self.peers.fetch_from_peers(first, e.first_available_event - 1)
-            if head < 0:
-                self.post(m.CatchUpDone(0, error=f"etcd trimmed events and no peer has them: {e}"))
-                return
-            self._catch_up(e.first_available_event)
-            return
         except CoordinationError as e:
-            self.post(m.CatchUpDone(0, error=str(e)))
+            self.post(m.CatchUpDone(0, epoch, error=str(e)))
             return
-        self.post(m.CatchUpDone(head))
+        self.post(m.CatchUpDone(head, epoch))
+
+    def _trim(self, epoch: int, below: int) -> None:
+        try:
+            deleted = self.coord.trim(epoch, below)
+            self.coord.compact()
+        except CoordinationError as e:
+            log.warning("trim failed", extra={"below": below, "error": str(e)})
+            return
+        log.info("trimmed etcd", extra={"below": below, "batches_deleted": deleted})
 
     def _quietly(self, what: str, fn, *args: object) -> None:  # type: ignore[no-untyped-def]
         try:

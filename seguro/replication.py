@@ -41,6 +41,8 @@ class Config:
     max_event_bytes: int = 64 * 1024 * 1024
     max_run_ahead_events: int = 5000
     campaign_retry_s: float = 0.25
+    catch_up_retry_s: float = 0.5
+    etcd_retain_events: int = 100_000  # committed events kept in etcd for catch-up; 0 = never trim
     resign_retry_s: float = 1.0
 
     def __post_init__(self) -> None:
@@ -70,6 +72,9 @@ class Replica:
         self._last_campaign_s = float("-inf")
         self._last_resign_s = float("-inf")
         self._caught_up = False
+        self._catch_up_inflight = False
+        self._catch_up_retry_at_s = 0.0
+        self._last_trim_below = 0
         self._running = 0  # jobs handed to the runtime and not yet answered
         self._last_worked = 0  # highest event the runtime has reported done
         self._pending: list[tuple[int, bytes]] = []
@@ -186,7 +191,7 @@ class Replica:
         self.role, self.epoch, self._caught_up = PROMOTING, ev.epoch, False
         self.highest_epoch = ev.epoch
         self._acks.clear()
-        ready.catch_up_from = self.durable + 1
+        self._catch_up_retry_at_s = now_s
         log.info("won master key; catching up", extra={"epoch": ev.epoch, "durable": self.durable})
 
     def _on_CatchUpFetched(self, ev: m.CatchUpFetched, now_s: float, ready: m.Ready) -> None:
@@ -194,10 +199,15 @@ class Replica:
             self._store_committed(ev.batch, ready)
 
     def _on_CatchUpDone(self, ev: m.CatchUpDone, now_s: float, ready: m.Ready) -> None:
-        if self.role != PROMOTING:
+        if self.role != PROMOTING or ev.epoch != self.epoch:
+            return  # a read for an earlier promotion
+        self._catch_up_inflight = False
+        if ev.error:  # etcd down, or trimmed events no live peer has: try again shortly
+            log.warning("catch-up failed", extra={"error": ev.error})
+            self._catch_up_retry_at_s = now_s + self.cfg.catch_up_retry_s
             return
-        if ev.error or self.durable < ev.head:
-            ready.catch_up_from = self.durable + 1  # etcd hiccup or more to read: again
+        if self.durable < ev.head:
+            self._catch_up_retry_at_s = now_s  # more was committed than we read: again
             return
         require(
             self.durable == ev.head, "local log is ahead of etcd: a fork", durable=self.durable, head=ev.head
@@ -232,6 +242,13 @@ class Replica:
             ready.resign_epoch = self._master.epoch
             self._last_resign_s = now_s
 
+    def _maybe_catch_up(self, now_s: float, ready: m.Ready) -> None:
+        if self.role != PROMOTING or self._caught_up or self._catch_up_inflight:
+            return
+        if now_s >= self._catch_up_retry_at_s:
+            ready.catch_up_from = self.durable + 1
+            self._catch_up_inflight = True
+
     def _maybe_finish_promotion(self, ready: m.Ready) -> None:
         if self.role != PROMOTING or not self._caught_up or not self.runtime_ready:
             return
@@ -265,6 +282,7 @@ class Replica:
         self.role = FOLLOWER
         self.epoch = 0
         self._running = 0
+        self._catch_up_inflight = False
 
     # ---- master: run ahead, commit, release ----------------------------------------------------
 
@@ -355,6 +373,16 @@ class Replica:
         self._inflight = None
         self.committed = inflight.batch.last_event
         self._store_committed(inflight.batch, ready)
+        self._maybe_trim(ready)
+
+    def _maybe_trim(self, ready: m.Ready) -> None:
+        """Keep etcd within its quota: drop batches more than `etcd_retain_events` behind the head.
+        Followers further behind catch up from the master's push stream or a peer's log, not etcd."""
+        retain = self.cfg.etcd_retain_events
+        below = self.committed - retain + 1
+        if retain and below - self._last_trim_below >= max(1, retain // 2):
+            ready.trim_below = below
+            self._last_trim_below = below
 
     def _on_FollowerAck(self, ev: m.FollowerAck, now_s: float, ready: m.Ready) -> None:
         self._acks[ev.replica_id] = max(self._acks.get(ev.replica_id, 0), ev.durable_event)
@@ -379,20 +407,20 @@ class Replica:
     # ---- follower: store and apply ------------------------------------------------------------
 
     def _on_BatchReceived(self, ev: m.BatchReceived, now_s: float, ready: m.Ready) -> None:
-        batch = ev.batch
+        sender = ev.sender_epoch
         error = ""
         if self.role == STOPPED:
             error = f"replica stopped: {self.stop_reason}"
-        elif batch.epoch < self.highest_epoch:
-            error = f"stale epoch {batch.epoch} < {self.highest_epoch}"
+        elif sender < self.highest_epoch:
+            error = f"stale epoch {sender} < {self.highest_epoch}"
         elif self.role in (MASTER, PROMOTING):
-            if batch.epoch <= self.epoch:
+            if sender <= self.epoch:
                 error = f"this node is master at epoch {self.epoch}"
             else:
-                self._fence(f"pushed a batch of newer epoch {batch.epoch}", ready)
+                self._fence(f"pushed to by a master of newer epoch {sender}", ready)
         if not error:
-            self.highest_epoch = max(self.highest_epoch, batch.epoch)
-            self._store_committed(batch, ready)
+            self.highest_epoch = max(self.highest_epoch, sender)
+            self._store_committed(ev.batch, ready)
         ready.acks.append(m.AckOut(ev.stream_id, self.durable, self.highest_epoch, error))
 
     def _store_committed(self, batch: m.Batch, ready: m.Ready) -> None:
@@ -439,6 +467,7 @@ class Replica:
             return
         if self.role in (MASTER, PROMOTING) and (self._lease is None or not self._lease.holds(now_s)):
             self._fence("lease deadline passed", ready)
+        self._maybe_catch_up(now_s, ready)
         self._maybe_finish_promotion(ready)
         self._maybe_commit(ready)
         self._release(now_s, ready)

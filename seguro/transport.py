@@ -85,17 +85,19 @@ class ReplicationService(rpc.ReplicationServicer):
         self, request_iterator: Iterator[pb.PushMessage], context: grpc.ServicerContext
     ) -> Iterator[pb.Ack]:
         stream_id, acks = self._node.open_stream()
+        sender_epoch = 0
         try:
             for message in request_iterator:
                 if message.HasField("hello"):
-                    batch = m.Batch(message.hello.epoch, 1, ())  # stores nothing; answers with our position
+                    sender_epoch = message.hello.epoch
+                    batch = m.Batch(0, 1, ())  # stores nothing; the ack tells the master where we are
                 else:
                     try:
                         batch = batch_from_pb(message.batch)
                     except ValueError as e:
                         yield pb.Ack(replica_id=self._node.node_id, error=f"malformed batch: {e}")
                         return
-                self._node.post(m.BatchReceived(stream_id, batch))
+                self._node.post(m.BatchReceived(stream_id, batch, sender_epoch))
                 try:
                     ack = acks.get(timeout=ACK_TIMEOUT_S)
                 except queue.Empty:
@@ -245,5 +247,5 @@ class PushStream:
         with self._appended:
             if self._log.last_event() < first and not self._stop.is_set():
                 self._appended.wait(timeout=0.5)
-        batch = read_batch(self._log, first, self.epoch)
+        batch = read_batch(self._log, first, 0)  # the events' own epochs are not kept per event
         return batch if batch.records else None

@@ -20,6 +20,7 @@ import pytest
 
 from seguro import cluster as local
 from seguro.admin import leader_info, status_rows
+from seguro.coordination import Coordinator, LogTrimmed
 from seguro.demo import Peer, compare_logs
 from seguro.eventlog import EventLog
 from seguro.noun import cord, jam
@@ -41,9 +42,9 @@ def wait_until(what: str, predicate: Callable[[], bool], timeout_s: float, every
 
 
 class Cluster:
-    def __init__(self, workdir: Path, extra: list[str] | None = None) -> None:
+    def __init__(self, workdir: Path, extra: list[str] | None = None, replicas: int = 3) -> None:
         self.workdir = workdir
-        self.state = local.up(workdir, replicas=3, ttl_s=TTL_S, extra=extra)
+        self.state = local.up(workdir, replicas=replicas, ttl_s=TTL_S, extra=extra)
         self.etcd, self.ship = self.state["etcd"], self.state["ship"]
         self.peer = Peer({n["id"]: local_addr(n["udp"]) for n in self.state["nodes"]})
 
@@ -240,3 +241,40 @@ def test_demo_runs_and_passes() -> None:
     assert summary["ok"] and summary["events_committed"] > 100
     assert set(summary) >= {"ok", "events_committed", "failover_seconds", "effects_by_node", "replicas"}
     assert summary["failover_seconds"] <= TTL_S + 1.0
+
+
+def test_a_new_master_catches_up_from_a_peer_when_etcd_trimmed_the_events(tmp_path: Path) -> None:
+    c = Cluster(tmp_path / "cluster", extra=["--etcd-retain-events", "200"], replicas=2)
+    try:
+        c.send(200)
+        old = c.master()
+        behind = next(n["id"] for n in c.state["nodes"] if n["id"] != old["id"])
+        behind_pid = c.node(behind)["pid"]
+        os.kill(behind_pid, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        try:
+            c.send(800)
+            with Coordinator(c.etcd, c.ship) as coord, pytest.raises(LogTrimmed):
+                list(coord.read_batches(1))
+            os.kill(c.node(old["id"])["pid"], signal.SIGKILL)
+            time.sleep(max(0.0, TTL_S + 1 - (time.monotonic() - stopped_at)))  # its lease is gone too
+        finally:
+            os.kill(behind_pid, signal.SIGCONT)
+        # It wins the key, but the events it lacks are only in the dead master's log: it must wait.
+        wait_until("the lagging node to win the key", lambda: c.master()["id"] == behind, TTL_S + 5)
+        time.sleep(1.5)
+        rows = {r["id"]: r for r in status_rows(c.etcd, c.ship)["replicas"]}
+        assert rows[behind]["role"] == "promoting", rows[behind]
+        local.restart_node(c.workdir, old["id"])
+
+        def serving() -> bool:
+            return {r["id"]: r for r in status_rows(c.etcd, c.ship)["replicas"]}[behind]["role"] == "master"
+
+        wait_until("the new master to catch up from its peer", serving, 30, every_s=0.2)
+        c.send(200)
+        wait_until("replicas to converge", lambda: c.converged(replicas=2), 60, every_s=0.5)
+        last = c.logs_agree()
+        assert min(last.values()) >= 1000
+        assert all(len(nodes) == 1 for nodes in c.peer.acks.values()), "double boot"
+    finally:
+        c.close()

@@ -36,7 +36,7 @@ class Script:
         assert ready.campaign
         ready = self.step(m.CampaignResult(won=True, epoch=epoch))
         assert self.r.role == PROMOTING and ready.catch_up_from == self.r.durable + 1
-        ready = self.step(m.CatchUpDone(head=self.r.durable if head is None else head))
+        ready = self.step(m.CatchUpDone(head=self.r.durable if head is None else head, epoch=epoch))
         assert self.r.role == MASTER
         return ready
 
@@ -182,20 +182,20 @@ def test_follower_stores_acks_and_applies_pushed_batches() -> None:
     s = Script()
     s.follower_with_lease()
     s.step(m.MasterObserved(holder="b", epoch=4, revision=4))
-    ready = s.step(m.BatchReceived(stream_id=1, batch=m.Batch(4, 1, (b"r1", b"r2"))))
-    assert ready.persist == [m.Batch(4, 1, (b"r1", b"r2"))] and ready.apply_to == 2
+    ready = s.step(m.BatchReceived(stream_id=1, batch=m.Batch(0, 1, (b"r1", b"r2")), sender_epoch=4))
+    assert ready.persist == [m.Batch(0, 1, (b"r1", b"r2"))] and ready.apply_to == 2
     assert ready.acks == [m.AckOut(1, 2, 4, "")]
-    ready = s.step(m.BatchReceived(stream_id=1, batch=m.Batch(4, 2, (b"r2", b"r3"))))
-    assert ready.persist == [m.Batch(4, 3, (b"r3",))]
+    ready = s.step(m.BatchReceived(stream_id=1, batch=m.Batch(0, 2, (b"r2", b"r3")), sender_epoch=4))
+    assert ready.persist == [m.Batch(0, 3, (b"r3",))]
 
 
 def test_follower_refuses_a_stale_epoch_and_leaves_gaps_to_the_sender() -> None:
     s = Script()
     s.follower_with_lease()
-    s.step(m.BatchReceived(stream_id=1, batch=m.Batch(9, 1, (b"r1",))))
-    ready = s.step(m.BatchReceived(stream_id=2, batch=m.Batch(8, 2, (b"r2",))))
+    s.step(m.BatchReceived(stream_id=1, batch=m.Batch(0, 1, (b"r1",)), sender_epoch=9))
+    ready = s.step(m.BatchReceived(stream_id=2, batch=m.Batch(0, 2, (b"r2",)), sender_epoch=8))
     assert ready.persist == [] and "stale epoch" in ready.acks[0].error
-    ready = s.step(m.BatchReceived(stream_id=1, batch=m.Batch(9, 5, (b"r5",))))
+    ready = s.step(m.BatchReceived(stream_id=1, batch=m.Batch(0, 5, (b"r5",)), sender_epoch=9))
     assert ready.persist == [] and ready.acks == [m.AckOut(1, 1, 9, "")]
 
 
@@ -219,11 +219,11 @@ def test_promotion_waits_until_the_log_holds_every_committed_batch() -> None:
     s.follower_with_lease(runtime_eve=3)
     s.step(m.MasterObserved(holder=None, epoch=0, revision=9))
     s.step(m.CampaignResult(won=True, epoch=10))
-    ready = s.step(m.CatchUpDone(head=5))
+    ready = s.step(m.CatchUpDone(head=5, epoch=10))
     assert s.r.role == PROMOTING and ready.catch_up_from == 4
     ready = s.step(m.CatchUpFetched(m.Batch(7, 4, (b"r4", b"r5"))))
     assert ready.apply_to == 5
-    s.step(m.CatchUpDone(head=5))
+    s.step(m.CatchUpDone(head=5, epoch=10))
     assert s.r.role == PROMOTING  # runtime not yet at event 5
     ready = s.step(m.Applied(eve=5))
     assert s.r.role == MASTER and ready.record_epoch == (10, 6) and not ready.boot
@@ -235,7 +235,7 @@ def test_a_local_log_ahead_of_etcd_stops_the_node() -> None:
     s.step(m.MasterObserved(holder=None, epoch=0, revision=9))
     s.step(m.CampaignResult(won=True, epoch=10))
     with pytest.raises(InvariantViolation, match="fork"):
-        s.step(m.CatchUpDone(head=5))
+        s.step(m.CatchUpDone(head=5, epoch=10))
 
 
 def test_divergence_stops_the_replica_for_good() -> None:
@@ -295,3 +295,34 @@ def test_a_failed_runtime_fences_the_master_and_restarts() -> None:
     ready = s.step(m.RuntimeFailed("serf died: SIGKILL"))
     assert s.r.role == FOLLOWER and ready.restart_runtime and not s.r.runtime_ready
     assert not s.step(m.MasterObserved(holder=None, epoch=0, revision=50)).campaign  # not before RuntimeReady
+
+
+def test_a_failed_catch_up_is_retried_after_a_pause_not_in_a_loop() -> None:
+    s = Script(durable=3)
+    s.follower_with_lease(runtime_eve=3)
+    s.step(m.MasterObserved(holder=None, epoch=0, revision=9))
+    assert s.step(m.CampaignResult(won=True, epoch=10)).catch_up_from == 4
+    assert s.step(m.CatchUpDone(head=0, epoch=10, error="no live peer")).catch_up_from is None
+    assert s.tick(0.1).catch_up_from is None
+    assert s.tick(0.5).catch_up_from == 4
+
+
+def test_a_catch_up_from_an_earlier_promotion_is_ignored() -> None:
+    s = Script(durable=3)
+    s.follower_with_lease(runtime_eve=3)
+    s.step(m.MasterObserved(holder=None, epoch=0, revision=9))
+    s.step(m.CampaignResult(won=True, epoch=10))
+    s.step(m.CatchUpDone(head=3, epoch=7))
+    assert s.r.role == PROMOTING
+
+
+def test_the_master_trims_etcd_behind_the_retained_window() -> None:
+    s = Script(etcd_retain_events=4)
+    s.become_master()
+    trims = []
+    for _ in range(12):
+        commit = s.run_event().commit
+        if commit is not None:
+            ready = s.step(m.CommitDone(seq=commit.seq, ok=True))
+            trims.append(ready.trim_below)
+    assert [t for t in trims if t] == [2, 4, 6, 8]  # every retain/2 events, keeping the last 4

@@ -35,6 +35,7 @@ def group() -> None:
 @click.option("--ttl", "lease_ttl_s", type=int, help="Lease TTL in seconds (>= 2, default 3).")
 @click.option("--ack-replicas", type=int, help="Followers that must hold an event before its effects leave.")
 @click.option("--max-event-bytes", type=int, help="Largest event accepted (default 64 MiB).")
+@click.option("--etcd-retain-events", type=int, help="Committed events kept in etcd (default 100000).")
 @click.option(
     "--runtime", "runtime_cmd", help="Runtime command (serf protocol); default: the reference ship."
 )

@@ -114,4 +114,24 @@ def demo(workdir: Path | None, keep: bool, as_json: bool, seconds: float) -> Non
         raise SystemExit(1)
 
 
-commands = [leader, status, cluster, demo]
+@click.command("bench")
+@click.option(
+    "--quick", is_flag=True, help="Fewer rounds, shorter traffic: about 2/3 of the full run's time."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON on the last line.")
+@click.option(
+    "--workdir", type=click.Path(path_type=Path), help="Keep the run's data here (default: a temp dir)."
+)
+def bench(quick: bool, as_json: bool, workdir: Path | None) -> None:
+    """Measure Seguro against raw etcd and raw RocksDB in the same run, and print the ratios."""
+    from seguro.bench import BenchError, print_result, run_bench
+    from seguro.etcd_server import EtcdStartError
+
+    try:
+        result = run_bench(workdir, quick=quick, echo=click.echo)
+    except (BenchError, CoordinationError, EtcdStartError, local.ClusterError) as e:
+        raise click.ClickException(str(e)) from None
+    print_result(result, click.echo, as_json)
+
+
+commands = [leader, status, cluster, demo, bench]

@@ -221,12 +221,12 @@ class World:
 
             self.at(self.lat(), campaign)
         if ready.catch_up_from is not None:
-            first = ready.catch_up_from
+            first, epoch = ready.catch_up_from, node.core.epoch
 
             def read() -> None:
                 for batch in self.etcd.read_from(first):
                     self.deliver(node, m.CatchUpFetched(batch), delay_s=0.001)
-                self.deliver(node, m.CatchUpDone(self.etcd.head), delay_s=0.002)
+                self.deliver(node, m.CatchUpDone(self.etcd.head, epoch), delay_s=0.002)
 
             self.at(self.lat(), read)
         if ready.resign_epoch is not None:
@@ -258,8 +258,8 @@ class World:
                     continue
                 first = master.push_next.get(follower.node_id, len(master.log) + 1)
                 records = tuple(master.log[first - 1 : first - 1 + 50])
-                batch = m.Batch(master.core.epoch, first, records)
-                self.deliver(follower, m.BatchReceived(index, batch))
+                batch = m.Batch(0, first, records)
+                self.deliver(follower, m.BatchReceived(index, batch, master.core.epoch))
 
     def _traffic(self) -> None:
         self.packets += 1
