@@ -1,0 +1,49 @@
+"""Node configuration: wrong settings get a clear error naming the setting, before anything starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from seguro.config import ConfigError, NodeConfig
+
+BASE = {"node_id": "n0", "ship": "zod", "data_dir": "/tmp/x", "etcd": "http://127.0.0.1:2379"}
+
+
+def test_flags_override_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text('node_id = "n0"\nship = "zod"\ndata_dir = "/d"\netcd = ["127.0.0.1:1", "127.0.0.1:2"]\n'
+                    "lease_ttl_s = 5\n")  # fmt: skip
+    cfg = NodeConfig.load(path, {"lease_ttl_s": 4, "udp": None})
+    assert cfg.lease_ttl_s == 4 and cfg.etcd == ("127.0.0.1:1", "127.0.0.1:2") and cfg.data_dir == Path("/d")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"lease_ttl_s": 1}, "lease_ttl_s must be >= 2"),
+        ({"ship": "Zod/1"}, "ship must be"),
+        ({"etcd": ""}, "etcd endpoints"),
+        ({"udp": "nowhere"}, "udp must look like HOST:PORT"),
+        ({"ack_replicas": -1}, "ack_replicas must be >= 0"),
+        ({"max_event_bytes": 10}, "max_event_bytes must be in"),
+        ({"colour": "blue"}, "unknown settings ['colour']"),
+    ],
+)
+def test_wrong_settings_are_named(override: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        NodeConfig.load(None, {**BASE, **override})
+    assert message in str(caught.value)
+
+
+def test_missing_settings_are_listed() -> None:
+    with pytest.raises(ConfigError, match="missing settings: ship, data_dir, etcd"):
+        NodeConfig.load(None, {"node_id": "n0"})
+
+
+def test_a_broken_file_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text("node_id = ")
+    with pytest.raises(ConfigError, match="cannot read config"):
+        NodeConfig.load(path, {})
