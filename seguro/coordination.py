@@ -21,213 +21,49 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import grpc
 import pyetcd
-from pyetcd import etcdrpc
-from pyetcd import exceptions as etcd_errors
-from pyetcd.etcdrpc import kv_pb2
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential
 
+from seguro.etcd_schema import (  # noqa: F401 - re-exported: the etcd layer's public names
+    CHUNK_BYTES,
+    GRPC_MAX_RECEIVE_BYTES,
+    MAX_CHUNKED_RECORDS,
+    MAX_REQUEST_BYTES,
+    MIN_LEASE_TTL_S,
+    READ_PAGE_BATCHES,
+    READ_PAGE_CHUNKS,
+    AppendResult,
+    CoordinationError,
+    CoordinationUnavailable,
+    FenceLost,
+    Keys,
+    LeaseLost,
+    LogTrimmed,
+    MasterInfo,
+    OnMasterChange,
+    check_name,
+    decode_master,
+    describe,
+    encode_batch,
+    encode_master,
+    head_compares,
+    head_value,
+    is_transient,
+    keys_for,
+    parse_endpoints,
+    parse_head,
+    split_chunks,
+)
 from seguro.invariant import require
+from seguro.master_watch import MasterWatch
 from seguro.proto.seguro.v1 import replication_pb2 as pb
 
 log = logging.getLogger(__name__)
-
-MAX_REQUEST_BYTES = 1_468_006  # 1.4 MiB of payload; etcd refuses requests over 1.5 MiB by default
-CHUNK_BYTES = 1 << 20
-MAX_CHUNKED_RECORDS = 100  # one compare each; etcd allows 128 per Txn
-READ_PAGE_BATCHES = 16
-READ_PAGE_CHUNKS = 8
-GRPC_MAX_RECEIVE_BYTES = 64 << 20
-MIN_LEASE_TTL_S = 2
-
-
-class CoordinationError(RuntimeError):
-    """etcd answered, but not as Seguro needs (refused request, compacted revision, ...)."""
-
-
-class CoordinationUnavailable(CoordinationError):
-    """etcd could not be reached within the retry budget."""
-
-
-class LeaseLost(CoordinationError):
-    """The lease expired or was revoked; anything attached to it is gone."""
-
-
-class FenceLost(CoordinationError):
-    """The master key no longer carries the writer's epoch: another master may be writing."""
-
-
-class LogTrimmed(CoordinationError):
-    """The wanted events were trimmed from etcd; fetch them from a peer's local log."""
-
-    def __init__(self, message: str, first_available_event: int) -> None:
-        super().__init__(message)
-        self.first_available_event = first_available_event
-
-
-@dataclass(frozen=True)
-class MasterInfo:
-    node_id: str
-    epoch: int
-    lease_id: int
-    info: dict
-    ttl_remaining_s: int | None = None
-
-
-OnMasterChange = Callable[[MasterInfo | None, int], None]
-
-
-@dataclass(frozen=True)
-class AppendResult:
-    """ok: committed (duplicate: found already committed by an earlier attempt). Otherwise fence_lost, or the
-    head moved and head_event/head_epoch say where it is. master_epoch is 0 when nobody holds `master`."""
-
-    ok: bool
-    fence_lost: bool
-    head_event: int
-    head_epoch: int
-    master_epoch: int
-    duplicate: bool = False
-
-    @property
-    def head_moved(self) -> bool:
-        return not self.ok and not self.fence_lost
-
-
-# ---- functional core --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Keys:
-    prefix: str
-
-    @property
-    def master(self) -> str:
-        return self.prefix + "master"
-
-    @property
-    def head(self) -> str:
-        return self.prefix + "head"
-
-    def log(self, first_event: int) -> str:
-        return f"{self.prefix}log/{first_event:020d}"
-
-    def chunk(self, event: int, i: int) -> str:
-        return f"{self.prefix}chunk/{event:020d}/{i:06d}"
-
-    def replica(self, node_id: str) -> str:
-        return self.prefix + "replica/" + node_id
-
-
-def keys_for(ship: str) -> Keys:
-    check_name("ship", ship)
-    return Keys(f"/seguro/{ship}/")
-
-
-def check_name(what: str, name: str) -> None:
-    if not name or "/" in name or not name.isprintable():
-        raise ValueError(f"{what} must be a non-empty printable name without '/', got {name!r}")
-
-
-def parse_endpoints(endpoints: list[str] | str) -> list[tuple[str, int]]:
-    """'http://h:p,h2:p2' or a list of such -> [(host, port)]."""
-    items = endpoints.split(",") if isinstance(endpoints, str) else list(endpoints)
-    parsed = []
-    for item in (i.strip() for i in items if i.strip()):
-        url = urlsplit(item if "://" in item else f"http://{item}")
-        if not url.hostname or not url.port:
-            raise ValueError(f"etcd endpoint needs host:port, got {item!r}")
-        parsed.append((url.hostname, url.port))
-    if not parsed:
-        raise ValueError("no etcd endpoints given")
-    return parsed
-
-
-def head_value(event: int, epoch: int) -> str:
-    return f"{event}:{epoch}"
-
-
-def parse_head(value: bytes | None) -> tuple[int, int]:
-    if not value:
-        return 0, 0
-    event, epoch = value.decode().split(":")
-    return int(event), int(epoch)
-
-
-def head_compares(txns: pyetcd.Transactions, key: str, expected: int) -> list:
-    """`head` holds exactly `expected`. The epoch suffix is unknown to the caller, so compare a value range:
-    ':' and ';' sort above every digit, so only "<expected>:..." lies strictly between the two bounds."""
-    if expected == 0:
-        return [txns.version(key) == 0]
-    return [txns.value(key) > f"{expected}:", txns.value(key) < f"{expected};"]
-
-
-def encode_master(node_id: str, info: dict) -> bytes:
-    if info.get("id", node_id) != node_id:
-        raise ValueError(f"info id {info['id']!r} differs from node_id {node_id!r}")
-    return json.dumps({**info, "id": node_id}, sort_keys=True).encode()
-
-
-def decode_master(value: bytes, create_revision: int, lease_id: int, ttl_s: int | None = None) -> MasterInfo:
-    info = json.loads(value)
-    node_id = info.pop("id")
-    return MasterInfo(node_id, create_revision, lease_id, info, ttl_s)
-
-
-def encode_batch(epoch: int, expected_head: int, batch: pb.Batch) -> bytes:
-    """Validate a batch for append and serialize it; ValueError names what is wrong."""
-    if batch.epoch != epoch:
-        raise ValueError(f"batch.epoch {batch.epoch} != epoch {epoch}")
-    if batch.first_event != expected_head + 1:
-        raise ValueError(f"batch.first_event {batch.first_event} != expected_head + 1 = {expected_head + 1}")
-    if not batch.records:
-        raise ValueError("empty batch")
-    for i, r in enumerate(batch.records):
-        if r.event != batch.first_event + i:
-            raise ValueError(f"record {i} has event {r.event}, expected {batch.first_event + i}")
-        if r.chunks and r.data:
-            raise ValueError(f"chunked record {r.event} must carry data=b''")
-    if sum(1 for r in batch.records if r.chunks) > MAX_CHUNKED_RECORDS:
-        raise ValueError(f"more than {MAX_CHUNKED_RECORDS} chunked records in one batch")
-    value = batch.SerializeToString()
-    if len(value) > MAX_REQUEST_BYTES:
-        raise ValueError(
-            f"batch is {len(value)} bytes > MAX_REQUEST_BYTES {MAX_REQUEST_BYTES}: chunk or split it"
-        )
-    return value
-
-
-def split_chunks(data: bytes, chunk_bytes: int = CHUNK_BYTES) -> list[bytes]:
-    return [data[i : i + chunk_bytes] for i in range(0, len(data), chunk_bytes)] or [b""]
-
-
-def is_transient(e: BaseException) -> bool:
-    transient = (
-        etcd_errors.ConnectionFailedError,
-        etcd_errors.ConnectionTimeoutError,
-        etcd_errors.NoServerAvailableError,
-        etcd_errors.InternalServerError,
-    )
-    if isinstance(e, transient):
-        return True
-    codes = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-    return isinstance(e, grpc.RpcError) and e.code() in codes
-
-
-def describe(e: BaseException) -> str:
-    if isinstance(e, grpc.RpcError):
-        return f"{e.code().name}: {e.details()}"
-    return f"{type(e).__name__}: {e}"
-
 
 # ---- imperative shell -------------------------------------------------------------------------------------
 
@@ -513,152 +349,3 @@ class Coordinator:
         prefix = self.keys.prefix + "replica/"
         found = self._call("replicas", lambda: list(self._client.get_prefix(prefix)))
         return {meta.key.decode()[len(prefix) :]: json.loads(value) for value, meta in found}
-
-
-# ---- master watch -----------------------------------------------------------------------------------------
-
-
-class MasterWatch:
-    """Watches `master` from a background thread, on its own channels, one endpoint at a time.
-
-    pyetcd never re-creates a watch, and a watch on a hung (SIGSTOPped) or minority member stays silent. So a
-    stream error, or a read with a deadline (made after `poll_interval_s` without news) that fails or twice
-    shows a change the stream did not bring, moves to the next endpoint after a bounded backoff and re-watches
-    from the revision after the last delivered change: missed changes are replayed, in revision order, each
-    delivered once. Only when that history is compacted does the watch jump to the present state.
-    """
-
-    def __init__(
-        self,
-        netlocs: list[str],
-        key: str,
-        on_change: OnMasterChange,
-        timeout_s: float,
-        poll_interval_s: float = 1.0,
-        max_backoff_s: float = 1.0,
-    ) -> None:
-        self._netlocs = netlocs
-        self._key = key.encode()
-        self._on_change = on_change
-        self._timeout_s = timeout_s
-        self._poll_interval_s = poll_interval_s
-        self._max_backoff_s = max_backoff_s
-        self._stop = threading.Event()
-        self._stream: grpc.Future | None = None
-        self._revision = 0  # every change up to this revision is delivered
-        self._state: tuple[int, int] | None = None  # _state_of() the key as last delivered
-        self.endpoint = netlocs[0]
-        self.sessions = 0
-        self._thread = threading.Thread(target=self._run, name=f"seguro-watch-{key}", daemon=True)
-        self._thread.start()
-
-    def cancel(self, timeout_s: float = 5.0) -> None:
-        self._stop.set()
-        stream = self._stream
-        if stream is not None:
-            stream.cancel()
-        self._thread.join(timeout_s)
-
-    def _run(self) -> None:
-        backoff_s, index = 0.05, 0
-        while not self._stop.is_set():
-            self.endpoint = self._netlocs[index % len(self._netlocs)]
-            self.sessions += 1
-            started = time.monotonic()
-            try:
-                self._session(self.endpoint)
-            except Exception as e:  # any failure of this endpoint: move on to the next
-                if not self._stop.is_set():
-                    log.info("master watch via %s ended: %s", self.endpoint, describe(e))
-            if time.monotonic() - started > 3 * self._poll_interval_s:
-                backoff_s = 0.05  # that session was healthy for a while: this is a fresh failure
-            index += 1
-            self._stop.wait(backoff_s)
-            backoff_s = min(backoff_s * 2, self._max_backoff_s)
-
-    def _session(self, netloc: str) -> None:
-        """Watch from the revision after the last delivered one (replaying what was missed); when quiet,
-        re-read the key and give up on the stream if it twice misses a change. Returns when broken."""
-        with grpc.insecure_channel(netloc) as channel:
-            kv = etcdrpc.KVStub(channel)
-            if self._state is None:
-                self._sync(kv)  # the first call of on_change: the holder now
-            create = etcdrpc.WatchCreateRequest(key=self._key, start_revision=self._revision + 1)
-            requests: queue.Queue = queue.Queue()
-            requests.put(etcdrpc.WatchRequest(create_request=create))
-            self._stream = etcdrpc.WatchStub(channel).Watch(iter(requests.get, None))
-            replies: queue.Queue = queue.Queue()
-            threading.Thread(target=self._read, args=(self._stream, replies), daemon=True).start()
-            suspect = False
-            try:
-                while not self._stop.is_set():
-                    try:
-                        reply = replies.get(timeout=self._poll_interval_s)
-                    except queue.Empty:
-                        missed = self._missed_change(kv)
-                        if missed and suspect:
-                            return  # the stream is stale: replay from another endpoint
-                        suspect = missed
-                        continue
-                    suspect = False
-                    if reply is None or isinstance(reply, Exception):
-                        raise reply or ConnectionError("watch stream closed")
-                    if reply.compact_revision:
-                        self._sync(kv)  # history we missed is compacted away: jump to the present
-                        return
-                    if reply.canceled:
-                        return
-                    self._apply_events(reply.events)
-            finally:
-                requests.put(None)
-                self._stream.cancel()
-
-    @staticmethod
-    def _read(stream: Iterator, replies: queue.Queue) -> None:
-        try:
-            for reply in stream:
-                replies.put(reply)
-            replies.put(None)
-        except Exception as e:
-            replies.put(e)
-
-    def _read_key(self, kv: etcdrpc.KVStub) -> etcdrpc.RangeResponse:
-        """Linearizable read through this endpoint, with a deadline (a hung member fails it)."""
-        return kv.Range(etcdrpc.RangeRequest(key=self._key), timeout=self._timeout_s)
-
-    def _sync(self, kv: etcdrpc.KVStub) -> None:
-        reply = self._read_key(kv)
-        self._revision = max(self._revision, reply.header.revision)
-        self._deliver(reply.kvs[0] if reply.kvs else None, reply.header.revision)
-
-    def _missed_change(self, kv: etcdrpc.KVStub) -> bool:
-        """True when the key differs from what was delivered; else nothing changed up to the read."""
-        reply = self._read_key(kv)
-        if _state_of(reply.kvs[0] if reply.kvs else None) != self._state:
-            return True
-        self._revision = max(self._revision, reply.header.revision)  # re-watches start near the present
-        return False
-
-    def _apply_events(self, events: list) -> None:
-        for event in events:
-            if event.kv.mod_revision <= self._revision:
-                continue  # already delivered (or reflected by a read at a later revision)
-            self._revision = event.kv.mod_revision
-            put = event.type == kv_pb2.Event.PUT
-            self._deliver(event.kv if put else None, event.kv.mod_revision)
-
-    def _deliver(self, kv: kv_pb2.KeyValue | None, revision: int) -> None:
-        state = _state_of(kv)
-        if state == self._state:
-            return
-        self._state = state
-        info = decode_master(kv.value, kv.create_revision, kv.lease) if kv is not None else None
-        try:
-            self._on_change(info, revision)
-        except Exception:
-            log.exception("master watch callback failed")
-
-
-def _state_of(kv: kv_pb2.KeyValue | None) -> tuple[int, int]:
-    """What identifies a state of the master key: (create_revision, mod_revision); (0, 0) when absent."""
-    return (kv.create_revision, kv.mod_revision) if kv is not None else (0, 0)

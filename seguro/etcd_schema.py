@@ -1,0 +1,207 @@
+"""etcd's side of Seguro as plain data: error classes, key layout, value encodings, request checks.
+
+No I/O here: seguro.coordination performs the requests, seguro.master_watch follows the master key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import grpc
+import pyetcd
+from pyetcd import exceptions as etcd_errors
+
+from seguro.proto.seguro.v1 import replication_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 1_468_006  # 1.4 MiB of payload; etcd refuses requests over 1.5 MiB by default
+CHUNK_BYTES = 1 << 20
+MAX_CHUNKED_RECORDS = 100  # one compare each; etcd allows 128 per Txn
+READ_PAGE_BATCHES = 16
+READ_PAGE_CHUNKS = 8
+GRPC_MAX_RECEIVE_BYTES = 64 << 20
+MIN_LEASE_TTL_S = 2
+
+
+class CoordinationError(RuntimeError):
+    """etcd answered, but not as Seguro needs (refused request, compacted revision, ...)."""
+
+
+class CoordinationUnavailable(CoordinationError):
+    """etcd could not be reached within the retry budget."""
+
+
+class LeaseLost(CoordinationError):
+    """The lease expired or was revoked; anything attached to it is gone."""
+
+
+class FenceLost(CoordinationError):
+    """The master key no longer carries the writer's epoch: another master may be writing."""
+
+
+class LogTrimmed(CoordinationError):
+    """The wanted events were trimmed from etcd; fetch them from a peer's local log."""
+
+    def __init__(self, message: str, first_available_event: int) -> None:
+        super().__init__(message)
+        self.first_available_event = first_available_event
+
+
+@dataclass(frozen=True)
+class MasterInfo:
+    node_id: str
+    epoch: int
+    lease_id: int
+    info: dict
+    ttl_remaining_s: int | None = None
+
+
+OnMasterChange = Callable[[MasterInfo | None, int], None]
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """ok: committed (duplicate: found already committed by an earlier attempt). Otherwise fence_lost, or the
+    head moved and head_event/head_epoch say where it is. master_epoch is 0 when nobody holds `master`."""
+
+    ok: bool
+    fence_lost: bool
+    head_event: int
+    head_epoch: int
+    master_epoch: int
+    duplicate: bool = False
+
+    @property
+    def head_moved(self) -> bool:
+        return not self.ok and not self.fence_lost
+
+
+# ---- functional core --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str
+
+    @property
+    def master(self) -> str:
+        return self.prefix + "master"
+
+    @property
+    def head(self) -> str:
+        return self.prefix + "head"
+
+    def log(self, first_event: int) -> str:
+        return f"{self.prefix}log/{first_event:020d}"
+
+    def chunk(self, event: int, i: int) -> str:
+        return f"{self.prefix}chunk/{event:020d}/{i:06d}"
+
+    def replica(self, node_id: str) -> str:
+        return self.prefix + "replica/" + node_id
+
+
+def keys_for(ship: str) -> Keys:
+    check_name("ship", ship)
+    return Keys(f"/seguro/{ship}/")
+
+
+def check_name(what: str, name: str) -> None:
+    if not name or "/" in name or not name.isprintable():
+        raise ValueError(f"{what} must be a non-empty printable name without '/', got {name!r}")
+
+
+def parse_endpoints(endpoints: list[str] | str) -> list[tuple[str, int]]:
+    """'http://h:p,h2:p2' or a list of such -> [(host, port)]."""
+    items = endpoints.split(",") if isinstance(endpoints, str) else list(endpoints)
+    parsed = []
+    for item in (i.strip() for i in items if i.strip()):
+        url = urlsplit(item if "://" in item else f"http://{item}")
+        if not url.hostname or not url.port:
+            raise ValueError(f"etcd endpoint needs host:port, got {item!r}")
+        parsed.append((url.hostname, url.port))
+    if not parsed:
+        raise ValueError("no etcd endpoints given")
+    return parsed
+
+
+def head_value(event: int, epoch: int) -> str:
+    return f"{event}:{epoch}"
+
+
+def parse_head(value: bytes | None) -> tuple[int, int]:
+    if not value:
+        return 0, 0
+    event, epoch = value.decode().split(":")
+    return int(event), int(epoch)
+
+
+def head_compares(txns: pyetcd.Transactions, key: str, expected: int) -> list:
+    """`head` holds exactly `expected`. The epoch suffix is unknown to the caller, so compare a value range:
+    ':' and ';' sort above every digit, so only "<expected>:..." lies strictly between the two bounds."""
+    if expected == 0:
+        return [txns.version(key) == 0]
+    return [txns.value(key) > f"{expected}:", txns.value(key) < f"{expected};"]
+
+
+def encode_master(node_id: str, info: dict) -> bytes:
+    if info.get("id", node_id) != node_id:
+        raise ValueError(f"info id {info['id']!r} differs from node_id {node_id!r}")
+    return json.dumps({**info, "id": node_id}, sort_keys=True).encode()
+
+
+def decode_master(value: bytes, create_revision: int, lease_id: int, ttl_s: int | None = None) -> MasterInfo:
+    info = json.loads(value)
+    node_id = info.pop("id")
+    return MasterInfo(node_id, create_revision, lease_id, info, ttl_s)
+
+
+def encode_batch(epoch: int, expected_head: int, batch: pb.Batch) -> bytes:
+    """Validate a batch for append and serialize it; ValueError names what is wrong."""
+    if batch.epoch != epoch:
+        raise ValueError(f"batch.epoch {batch.epoch} != epoch {epoch}")
+    if batch.first_event != expected_head + 1:
+        raise ValueError(f"batch.first_event {batch.first_event} != expected_head + 1 = {expected_head + 1}")
+    if not batch.records:
+        raise ValueError("empty batch")
+    for i, r in enumerate(batch.records):
+        if r.event != batch.first_event + i:
+            raise ValueError(f"record {i} has event {r.event}, expected {batch.first_event + i}")
+        if r.chunks and r.data:
+            raise ValueError(f"chunked record {r.event} must carry data=b''")
+    if sum(1 for r in batch.records if r.chunks) > MAX_CHUNKED_RECORDS:
+        raise ValueError(f"more than {MAX_CHUNKED_RECORDS} chunked records in one batch")
+    value = batch.SerializeToString()
+    if len(value) > MAX_REQUEST_BYTES:
+        raise ValueError(
+            f"batch is {len(value)} bytes > MAX_REQUEST_BYTES {MAX_REQUEST_BYTES}: chunk or split it"
+        )
+    return value
+
+
+def split_chunks(data: bytes, chunk_bytes: int = CHUNK_BYTES) -> list[bytes]:
+    return [data[i : i + chunk_bytes] for i in range(0, len(data), chunk_bytes)] or [b""]
+
+
+def is_transient(e: BaseException) -> bool:
+    transient = (
+        etcd_errors.ConnectionFailedError,
+        etcd_errors.ConnectionTimeoutError,
+        etcd_errors.NoServerAvailableError,
+        etcd_errors.InternalServerError,
+    )
+    if isinstance(e, transient):
+        return True
+    codes = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    return isinstance(e, grpc.RpcError) and e.code() in codes
+
+
+def describe(e: BaseException) -> str:
+    if isinstance(e, grpc.RpcError):
+        return f"{e.code().name}: {e.details()}"
+    return f"{type(e).__name__}: {e}"
