@@ -20,7 +20,9 @@ class SystemClock:
     """The real clock: monotonic for deadlines, wall time for event timestamps."""
 
     def now_s(self) -> float:
-        return time.monotonic()
+        # CLOCK_BOOTTIME keeps counting while the host is suspended, as etcd's lease clocks do;
+        # CLOCK_MONOTONIC would not, and a resumed master would believe its deadline still held.
+        return time.clock_gettime(time.CLOCK_BOOTTIME)
 
     def wall_s(self) -> float:
         return time.time()

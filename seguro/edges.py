@@ -66,6 +66,10 @@ class Ingress:
                 self.malformed += 1
                 log.debug("malformed datagram", extra={"from": f"{ip}:{port}", "error": str(e)})
                 continue
+            except Exception:  # never let one datagram kill the ship's only ear
+                self.malformed += 1
+                log.exception("datagram could not be turned into an event", extra={"from": f"{ip}:{port}"})
+                continue
             size = len(payload) + EVENT_OVERHEAD_BYTES
             self._post(m.IncomingEvent(Job(noun, size), size))
 
@@ -116,11 +120,13 @@ class Peers:
                         self._node.appended, self._node.cfg.max_event_bytes,
                     )  # fmt: skip
 
-    def stop_all(self) -> None:
+    def stop_all(self, join_s: float = 0.0) -> None:
         with self._lock:
             streams, self._streams = list(self._streams.values()), {}
         for stream in streams:
             stream.stop()
+        for stream in streams if join_s else ():
+            stream.join(join_s)
 
     def errors(self) -> dict[str, str]:
         with self._lock:

@@ -71,7 +71,10 @@ class MasterObserved:
 
 @dataclass(frozen=True)
 class CampaignResult:
+    """The campaign made with lease `lease_id`."""
+
     won: bool
+    lease_id: int
     epoch: int = 0
     error: str = ""
 
@@ -243,6 +246,7 @@ class Ready:
     boot: bool = False
     restart_runtime: bool = False
     grant_lease: bool = False
+    revoke_lease: int | None = None
     renew_lease: int | None = None
     campaign: bool = False
     catch_up_from: int | None = None

@@ -13,6 +13,7 @@ import itertools
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from seguro.transport import batch_from_pb, serve
 log = logging.getLogger(__name__)
 
 TICK_S = 0.05
+MAX_QUEUED_DATAGRAMS = 10_000  # beyond this, datagrams are dropped at the door (Ames retransmits)
 STATUS_EVERY_S = 1.0
 CHUNK_OVER_BYTES = 1 << 20
 
@@ -42,14 +44,25 @@ class Node:
         self.eventlog = EventLog(cfg.data_dir)
         self._check_ship()
         self.core = Replica(self._core_config(), durable_event=self.eventlog.last_event())
-        self._events: queue.Queue[m.Event] = queue.Queue()
+        # Control events (etcd replies, runtime results) go before datagrams: a flood must never delay
+        # the keepalive replies that keep the deadline, nor the commits that release effects.
+        self._events: queue.PriorityQueue[tuple[int, int, m.Event]] = queue.PriorityQueue()
+        self._event_seq = itertools.count()
+        self._datagrams_queued = 0
+        self.datagrams_shed = 0
         self._streams: dict[int, queue.Queue[m.AckOut]] = {}
         self._stream_ids = itertools.count(1)
         self._lock = threading.Lock()
         self.appended = threading.Condition()
         self.coord = Coordinator(list(cfg.etcd), cfg.ship)
+        # Keepalives fail fast and never queue behind other work: a retried keepalive would carry a stale
+        # send time, and the next tick sends a fresh one anyway.
+        self._lease_coord = Coordinator(list(cfg.etcd), cfg.ship, timeout_s=max(0.5, cfg.lease_ttl_s / 3),
+                                        retry_budget_s=0.0)  # fmt: skip
         self._etcd = ThreadPoolExecutor(1, thread_name_prefix="seguro-etcd")
         self._lease = ThreadPoolExecutor(1, thread_name_prefix="seguro-lease")
+        self._background = ThreadPoolExecutor(1, thread_name_prefix="seguro-status")
+        self._status_busy = threading.Event()
         self.runtime = RuntimeWorker(
             self.eventlog, self.post, pier=cfg.data_dir / "pier", argv=cfg.runtime,
             stderr_path=cfg.data_dir / "runtime.log", timeout_s=cfg.runtime_timeout_s,
@@ -86,7 +99,39 @@ class Node:
     # ---- the driver loop ------------------------------------------------------------------------
 
     def post(self, event: m.Event) -> None:
-        self._events.put(event)
+        priority = 1 if isinstance(event, m.IncomingEvent) else 0
+        if priority:
+            with self._lock:
+                if self._datagrams_queued >= MAX_QUEUED_DATAGRAMS:
+                    self.datagrams_shed += 1
+                    return
+                self._datagrams_queued += 1
+        self._events.put((priority, next(self._event_seq), event))
+
+    def _next_event(self, timeout_s: float) -> m.Event | None:
+        try:
+            priority, _, event = self._events.get(timeout=timeout_s)
+        except queue.Empty:
+            return None
+        if priority:
+            with self._lock:
+                self._datagrams_queued -= 1
+        return event
+
+    def _submit(self, executor: ThreadPoolExecutor, fn: Callable[..., None], *args: object,
+                fail: Callable[[str], m.Event] | None = None) -> None:  # fmt: skip
+        """Run fn on a worker; if it raises anything, log it and tell the core, so no in-flight flag of
+        the core waits forever on a reply that will never come."""
+
+        def task() -> None:
+            try:
+                fn(*args)
+            except Exception as e:
+                log.exception("worker task failed", extra={"task": getattr(fn, "__name__", str(fn))})
+                if fail is not None:
+                    self.post(fail(f"{type(e).__name__}: {e}"))
+
+        executor.submit(task)
 
     def run(self) -> None:
         """Serve until stop(); the caller's thread becomes the driver thread."""
@@ -96,10 +141,7 @@ class Node:
         next_status_s = next_tick_s = 0.0
         try:
             while not self._stop.is_set():
-                try:
-                    event = self._events.get(timeout=max(0.0, next_tick_s - self.clock.now_s()))
-                except queue.Empty:
-                    event = None
+                event = self._next_event(max(0.0, next_tick_s - self.clock.now_s()))
                 now_s = self.clock.now_s()
                 if event is not None:
                     self._perform(self.core.step(event, now_s))
@@ -126,7 +168,10 @@ class Node:
             if stream is not None:
                 stream.put(ack)
         if ready.commit is not None:
-            self._etcd.submit(self._commit, ready.commit)
+            seq = ready.commit.seq
+            self._submit(
+                self._etcd, self._commit, ready.commit, fail=lambda r: m.CommitDone(seq, False, error=r)
+            )
         for _, datagrams in ready.release:
             self._emit(datagrams)
         if ready.restart_runtime:
@@ -160,23 +205,30 @@ class Node:
     # ---- etcd requests (worker threads) ---------------------------------------------------------
 
     def _etcd_requests(self, ready: m.Ready) -> None:
+        lease_failed = m.LeaseRequestFailed
         if ready.grant_lease:
-            self._lease.submit(self._grant)
+            self._submit(self._lease, self._grant, fail=lease_failed)
         if ready.renew_lease is not None:
-            self._lease.submit(self._renew, ready.renew_lease)
+            self._submit(self._lease, self._renew, ready.renew_lease, fail=lease_failed)
+        if ready.revoke_lease is not None:
+            self._submit(self._lease, self._quietly, "revoke", self._lease_coord.revoke, ready.revoke_lease)
         if ready.campaign:
-            self._etcd.submit(self._campaign, self.core.lease_id())
+            lease_id = self.core.lease_id() or 0
+            self._submit(self._etcd, self._campaign, lease_id,
+                         fail=lambda r: m.CampaignResult(False, lease_id, error=r))  # fmt: skip
         if ready.catch_up_from is not None:
-            self._etcd.submit(self._catch_up, ready.catch_up_from, self.core.epoch)
+            epoch = self.core.epoch
+            self._submit(self._etcd, self._catch_up, ready.catch_up_from, epoch,
+                         fail=lambda r: m.CatchUpDone(0, epoch, error=r))  # fmt: skip
         if ready.trim_below is not None:
-            self._etcd.submit(self._trim, self.core.epoch, ready.trim_below)
+            self._submit(self._etcd, self._trim, self.core.epoch, ready.trim_below)
         if ready.resign_epoch is not None:
-            self._etcd.submit(self._quietly, "resign", self.coord.resign, ready.resign_epoch)
+            self._submit(self._etcd, self._quietly, "resign", self.coord.resign, ready.resign_epoch)
 
     def _grant(self) -> None:
         sent_at_s = self.clock.now_s()
         try:
-            lease_id = self.coord.grant_lease(self.cfg.lease_ttl_s)
+            lease_id = self._lease_coord.grant_lease(self.cfg.lease_ttl_s)
         except CoordinationError as e:
             self.post(m.LeaseRequestFailed(str(e)))
             return
@@ -185,7 +237,7 @@ class Node:
     def _renew(self, lease_id: int) -> None:
         sent_at_s = self.clock.now_s()
         try:
-            self.coord.keepalive(lease_id)
+            self._lease_coord.keepalive(lease_id)
         except LeaseLost:
             self.post(m.LeaseLost(lease_id))
             return
@@ -195,17 +247,17 @@ class Node:
         # The TTL etcd reports is rounded down to whole seconds; the granted TTL is what was restarted.
         self.post(m.KeepaliveAcked(lease_id, float(self.cfg.lease_ttl_s), sent_at_s))
 
-    def _campaign(self, lease_id: int | None) -> None:
-        if lease_id is None:
-            self.post(m.CampaignResult(False, error="no lease"))
+    def _campaign(self, lease_id: int) -> None:
+        if not lease_id:
+            self.post(m.CampaignResult(False, lease_id, error="no lease"))
             return
         info = {"grpc": self.grpc_address, "udp": self.udp_address}
         try:
             won = self.coord.campaign(self.node_id, lease_id, info)
         except CoordinationError as e:
-            self.post(m.CampaignResult(False, error=str(e)))
+            self.post(m.CampaignResult(False, lease_id, error=str(e)))
             return
-        self.post(m.CampaignResult(won is not None, epoch=won.epoch if won else 0))
+        self.post(m.CampaignResult(won is not None, lease_id, epoch=won.epoch if won else 0))
 
     def _commit(self, commit: m.Commit) -> None:
         batch = commit.batch
@@ -281,11 +333,21 @@ class Node:
                   "runtime_pid": self.runtime.pid}  # fmt: skip
         with self._lock:
             self._status = status
-        self._lease.submit(self._quietly, "put_replica", self.coord.put_replica, self.node_id, status)
-        if self.core.role == MASTER:
-            self._lease.submit(self._quietly, "peers", self.peers.refresh, self.core.epoch)
-        else:
+        if self.core.role != MASTER:
             self.peers.stop_all()
+        if self._status_busy.is_set():
+            return  # etcd is slow: skip this round rather than queue up rounds
+        self._status_busy.set()
+        epoch = self.core.epoch if self.core.role == MASTER else 0
+        self._submit(self._background, self._publish, status, epoch)
+
+    def _publish(self, status: dict[str, object], master_epoch: int) -> None:
+        try:
+            self._quietly("put_replica", self.coord.put_replica, self.node_id, status)
+            if master_epoch:
+                self._quietly("peers", self.peers.refresh, master_epoch)
+        finally:
+            self._status_busy.clear()
 
     def open_stream(self) -> tuple[int, queue.Queue[m.AckOut]]:
         stream_id, acks = next(self._stream_ids), queue.Queue()
@@ -311,20 +373,23 @@ class Node:
         return ""
 
     def _shutdown(self) -> None:
+        """Stop taking events, give the key and lease back (a quick failover), then stop every reader of
+        the log before closing it."""
+        self.ingress.close()
         if self._watch is not None:
             self._watch.cancel()
-        self.peers.stop_all()
+        self.peers.stop_all(join_s=2.0)
         if self.core.role == MASTER:
             self._quietly("resign", self.coord.resign, self.core.epoch)
         lease_id = self.core.lease_id()
         if lease_id is not None:
-            self._quietly("revoke", self.coord.revoke, lease_id)
-        self.ingress.close()
-        self._server.stop(grace=1.0)
+            self._quietly("revoke", self._lease_coord.revoke, lease_id)
+        self._server.stop(grace=1.0).wait(3.0)
         self.runtime.stop()
-        self._etcd.shutdown(wait=False, cancel_futures=True)
-        self._lease.shutdown(wait=False, cancel_futures=True)
+        for executor in (self._etcd, self._lease, self._background):
+            executor.shutdown(wait=False, cancel_futures=True)
         self.coord.close()
+        self._lease_coord.close()
         self.eventlog.close()
         log.info("node down", extra={"id": self.node_id})
 

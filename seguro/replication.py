@@ -142,6 +142,9 @@ class Replica:
 
     def _on_LeaseGranted(self, ev: m.LeaseGranted, now_s: float, ready: m.Ready) -> None:
         self._lease_inflight_since_s = None
+        if self._lease is not None:  # a grant we had given up on: one lease per node, or a master could
+            ready.revoke_lease = ev.lease_id  # renew a lease other than the one its key sits on
+            return
         self._lease = LeaseDeadline.granted(ev.lease_id, ev.ttl_s, self.cfg.lease_margin_s, ev.sent_at_s)
         self._last_renew_s = ev.sent_at_s
 
@@ -177,17 +180,15 @@ class Replica:
         if ev.error:
             log.warning("campaign failed", extra={"error": ev.error})
             return
-        if not ev.won or self.role != FOLLOWER:
-            if ev.won:  # we stopped or fenced meanwhile: give the key back
+        if not ev.won or self.role != FOLLOWER or ev.lease_id != self.lease_id():
+            if ev.won:  # we stopped, fenced or changed lease meanwhile: give the key back
                 ready.resign_epoch = ev.epoch
             return
         ours_seen = self._master is not None and self._master.holder == self.cfg.node_id
-        require(
-            ev.epoch > self.highest_epoch or (ours_seen and ev.epoch == self.highest_epoch),
-            "epochs must increase",
-            epoch=ev.epoch,
-            highest=self.highest_epoch,
-        )
+        if ev.epoch < self.highest_epoch or (ev.epoch == self.highest_epoch and not ours_seen):
+            # The reply was slower than the watch: that key has died and a later master has been seen.
+            ready.resign_epoch = ev.epoch  # compare-and-delete: harmless if it is long gone
+            return
         self.role, self.epoch, self._caught_up = PROMOTING, ev.epoch, False
         self.highest_epoch = ev.epoch
         self._acks.clear()
@@ -260,6 +261,7 @@ class Replica:
         self.committed = self.durable
         ready.record_epoch = (self.epoch, self.durable + 1)
         ready.boot = self.durable == 0
+        self._running = 1 if ready.boot else 0  # the boot runs ahead like any event until it commits
         log.info("master", extra={"epoch": self.epoch, "next_event": self.durable + 1})
 
     def _fence(self, reason: str, ready: m.Ready) -> None:
@@ -299,7 +301,8 @@ class Replica:
                 )
             )
             return
-        if self._running + self._last_worked - self.committed >= self.cfg.max_run_ahead_events:
+        ahead = self._running + self._last_worked - self.committed
+        if max(ahead, len(self._held)) >= self.cfg.max_run_ahead_events:  # held: waiting for acks
             self.counters["dropped"] += 1
             return
         self._running += 1
@@ -326,6 +329,7 @@ class Replica:
         require(self._last_worked == 0 and self.durable == 0, "boot events go first", durable=self.durable)
         self._pending.extend((eve, record) for eve, record in enumerate(ev.records, start=1))
         self._last_worked = self.applied = len(ev.records)
+        self._running = 0
 
     def _on_WorkRefused(self, ev: m.WorkRefused, now_s: float, ready: m.Ready) -> None:
         """The runtime rejected a job (vere's %work %bail): it takes no event number and is not logged."""
@@ -376,10 +380,12 @@ class Replica:
         self._maybe_trim(ready)
 
     def _maybe_trim(self, ready: m.Ready) -> None:
-        """Keep etcd within its quota: drop batches more than `etcd_retain_events` behind the head.
+        """Keep etcd within its quota: drop batches more than `etcd_retain_events` behind the head, but
+        never an event no follower holds durably: etcd must not be its only copy besides our disk.
         Followers further behind catch up from the master's push stream or a peer's log, not etcd."""
         retain = self.cfg.etcd_retain_events
-        below = self.committed - retain + 1
+        held_elsewhere = max(self._acks.values(), default=0)
+        below = min(self.committed - retain, held_elsewhere) + 1
         if retain and below - self._last_trim_below >= max(1, retain // 2):
             ready.trim_below = below
             self._last_trim_below = below

@@ -31,8 +31,18 @@ RECONNECT_S = 0.5
 
 
 def grpc_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    """Message limits that fit the largest event, and HTTP/2 keepalives so that a peer that vanished
+    without closing its connection (power loss, partition) frees its stream and server thread."""
     limit = max_message_bytes + (1 << 20)
-    return [("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)]
+    return [
+        ("grpc.max_send_message_length", limit),
+        ("grpc.max_receive_message_length", limit),
+        ("grpc.keepalive_time_ms", 5_000),
+        ("grpc.keepalive_timeout_ms", 5_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.http2.min_ping_interval_without_data_ms", 4_000),
+    ]
 
 
 class NodeHandle(Protocol):
@@ -70,10 +80,10 @@ def read_batch(eventlog: EventLog, first: int, epoch: int, max_events: int = PUS
     last = min(eventlog.last_event(), first + max_events - 1)
     if first <= last:
         for _, record in eventlog.read(first, last):
+            if records and size + len(record) > PUSH_BATCH_BYTES:
+                break  # a large record goes in a message of its own, within the gRPC limit
             records.append(record)
             size += len(record)
-            if size >= PUSH_BATCH_BYTES:
-                break
     return m.Batch(epoch, first, tuple(records))
 
 
@@ -195,6 +205,9 @@ class PushStream:
 
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    def join(self, timeout_s: float) -> None:
+        self._thread.join(timeout_s)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -34,7 +34,7 @@ class Script:
         self.follower_with_lease(runtime_eve=self.r.durable)
         ready = self.step(m.MasterObserved(holder=None, epoch=0, revision=epoch - 1))
         assert ready.campaign
-        ready = self.step(m.CampaignResult(won=True, epoch=epoch))
+        ready = self.step(m.CampaignResult(won=True, lease_id=7, epoch=epoch))
         assert self.r.role == PROMOTING and ready.catch_up_from == self.r.durable + 1
         ready = self.step(m.CatchUpDone(head=self.r.durable if head is None else head, epoch=epoch))
         assert self.r.role == MASTER
@@ -218,7 +218,7 @@ def test_promotion_waits_until_the_log_holds_every_committed_batch() -> None:
     s = Script(durable=3)
     s.follower_with_lease(runtime_eve=3)
     s.step(m.MasterObserved(holder=None, epoch=0, revision=9))
-    s.step(m.CampaignResult(won=True, epoch=10))
+    s.step(m.CampaignResult(won=True, lease_id=7, epoch=10))
     ready = s.step(m.CatchUpDone(head=5, epoch=10))
     assert s.r.role == PROMOTING and ready.catch_up_from == 4
     ready = s.step(m.CatchUpFetched(m.Batch(7, 4, (b"r4", b"r5"))))
@@ -233,7 +233,7 @@ def test_a_local_log_ahead_of_etcd_stops_the_node() -> None:
     s = Script(durable=6)
     s.follower_with_lease(runtime_eve=6)
     s.step(m.MasterObserved(holder=None, epoch=0, revision=9))
-    s.step(m.CampaignResult(won=True, epoch=10))
+    s.step(m.CampaignResult(won=True, lease_id=7, epoch=10))
     with pytest.raises(InvariantViolation, match="fork"):
         s.step(m.CatchUpDone(head=5, epoch=10))
 
@@ -301,7 +301,7 @@ def test_a_failed_catch_up_is_retried_after_a_pause_not_in_a_loop() -> None:
     s = Script(durable=3)
     s.follower_with_lease(runtime_eve=3)
     s.step(m.MasterObserved(holder=None, epoch=0, revision=9))
-    assert s.step(m.CampaignResult(won=True, epoch=10)).catch_up_from == 4
+    assert s.step(m.CampaignResult(won=True, lease_id=7, epoch=10)).catch_up_from == 4
     assert s.step(m.CatchUpDone(head=0, epoch=10, error="no live peer")).catch_up_from is None
     assert s.tick(0.1).catch_up_from is None
     assert s.tick(0.5).catch_up_from == 4
@@ -311,18 +311,65 @@ def test_a_catch_up_from_an_earlier_promotion_is_ignored() -> None:
     s = Script(durable=3)
     s.follower_with_lease(runtime_eve=3)
     s.step(m.MasterObserved(holder=None, epoch=0, revision=9))
-    s.step(m.CampaignResult(won=True, epoch=10))
+    s.step(m.CampaignResult(won=True, lease_id=7, epoch=10))
     s.step(m.CatchUpDone(head=3, epoch=7))
     assert s.r.role == PROMOTING
 
 
-def test_the_master_trims_etcd_behind_the_retained_window() -> None:
+def test_the_master_trims_etcd_behind_the_retained_window_but_not_past_its_followers() -> None:
     s = Script(etcd_retain_events=4)
     s.become_master()
     trims = []
-    for _ in range(12):
+    for eve in range(1, 13):
+        commit = s.run_event().commit
+        assert commit is not None
+        if eve <= 8:
+            s.step(m.FollowerAck("b", eve))  # the follower stops acknowledging after event 8
+        trims.append(s.step(m.CommitDone(seq=commit.seq, ok=True)).trim_below)
+    # Every retain/2 events, keeping the last 4 — and never an event only this node holds.
+    assert [t for t in trims if t] == [2, 4, 6, 8]
+    assert max(t for t in trims if t) <= 8 + 1
+
+
+def test_a_grant_that_arrives_late_is_revoked_not_adopted() -> None:
+    """Found in review: a second grant replaced the lease the master key sat on."""
+    s = Script()
+    s.follower_with_lease()
+    ready = s.step(m.LeaseGranted(lease_id=8, ttl_s=TTL_S, sent_at_s=s.now_s))
+    assert ready.revoke_lease == 8 and s.r.lease_id() == 7
+
+
+def test_a_campaign_won_on_a_lease_we_no_longer_hold_is_given_back() -> None:
+    s = Script()
+    s.follower_with_lease()
+    s.step(m.MasterObserved(holder=None, epoch=0, revision=9))
+    ready = s.step(m.CampaignResult(won=True, lease_id=99, epoch=10))
+    assert s.r.role == FOLLOWER and ready.resign_epoch == 10
+
+
+def test_a_master_fenced_during_boot_restarts_its_runtime() -> None:
+    """Found in review: the serf kept boot events that never committed."""
+    s = Script()
+    assert s.become_master().boot
+    ready = s.tick(advance_s=TTL_S)
+    assert s.r.role == FOLLOWER and ready.restart_runtime
+
+
+def test_effects_waiting_for_acks_are_bounded() -> None:
+    s = Script(ack_replicas=1, max_run_ahead_events=3)
+    s.become_master()
+    for _ in range(3):
         commit = s.run_event().commit
         if commit is not None:
-            ready = s.step(m.CommitDone(seq=commit.seq, ok=True))
-            trims.append(ready.trim_below)
-    assert [t for t in trims if t] == [2, 4, 6, 8]  # every retain/2 events, keeping the last 4
+            s.step(m.CommitDone(seq=commit.seq, ok=True))
+    assert s.step(m.IncomingEvent(job="x", size_bytes=1)).run == []  # no follower acks: shed load
+
+
+def test_a_campaign_reply_slower_than_the_watch_is_stale() -> None:
+    """Found by the simulator: the key won at epoch 10 had died and epoch 20 was seen before the reply."""
+    s = Script()
+    s.follower_with_lease()
+    s.step(m.MasterObserved(holder=None, epoch=0, revision=9))
+    s.step(m.MasterObserved(holder="b", epoch=20, revision=20))
+    ready = s.step(m.CampaignResult(won=True, lease_id=7, epoch=10))
+    assert s.r.role == FOLLOWER and ready.resign_epoch == 10

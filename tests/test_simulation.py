@@ -12,7 +12,7 @@ import pytest
 
 from tests.sim.world import World
 
-SEEDS = [int(os.environ["SEGURO_SIM_SEED"])] if "SEGURO_SIM_SEED" in os.environ else list(range(40))
+SEEDS = [int(os.environ["SEGURO_SIM_SEED"])] if "SEGURO_SIM_SEED" in os.environ else list(range(100))
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -73,11 +73,11 @@ class MemEtcd:
     def campaign(self, node_id: str, lease_id: int, now_s: float) -> m.CampaignResult:
         self.expire(now_s)
         if not self.lease_alive(lease_id, now_s):
-            return m.CampaignResult(won=False, error="lease not found")
+            return m.CampaignResult(won=False, lease_id=lease_id, error="lease not found")
         if self.master is not None:
-            return m.CampaignResult(won=False)
+            return m.CampaignResult(won=False, lease_id=lease_id)
         self._set_master(MasterKey(node_id, lease_id, 0), now_s)
-        return m.CampaignResult(won=True, epoch=self.revision)
+        return m.CampaignResult(won=True, lease_id=lease_id, epoch=self.revision)
 
     def resign(self, epoch: int, now_s: float) -> None:
         if self.master is not None and self.master.create_revision == epoch:

@@ -13,6 +13,7 @@ import hashlib
 import heapq
 import itertools
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -53,6 +54,8 @@ class SimNode:
     rt_mug: int = 0
     rt_busy_until_s: float = 0.0
     push_next: dict[str, int] = field(default_factory=dict)
+    mailbox: deque[m.Event] = field(default_factory=deque)
+    wake_scheduled: bool = False
 
 
 class World:
@@ -90,11 +93,29 @@ class World:
     def _handle(self, node: SimNode, generation: int, event: m.Event | None) -> None:
         if node.generation != generation or node.crashed:
             return
-        if self.now_s < node.paused_until_s:  # SIGSTOPped: it reads its socket when it wakes
-            self.at(node.paused_until_s - self.now_s, lambda: self._handle(node, generation, event))
+        if self.now_s < node.paused_until_s or node.mailbox:  # SIGSTOPped: it reads its mail, in order,
+            if event is not None:  # when it wakes (ticks just do not happen meanwhile)
+                node.mailbox.append(event)
+            self._wake_later(node, generation)
             return
         ready = node.core.tick(self.now_s) if event is None else node.core.step(event, self.now_s)
         self.perform(node, ready)
+
+    def _wake_later(self, node: SimNode, generation: int) -> None:
+        if not node.wake_scheduled:
+            node.wake_scheduled = True
+            self.at(max(0.0, node.paused_until_s - self.now_s), lambda: self._wake(node, generation))
+
+    def _wake(self, node: SimNode, generation: int) -> None:
+        node.wake_scheduled = False
+        if node.generation != generation or node.crashed:
+            return
+        if self.now_s < node.paused_until_s:  # the pause was extended
+            self._wake_later(node, generation)
+            return
+        while node.mailbox and self.now_s >= node.paused_until_s:
+            event = node.mailbox.popleft()
+            self.perform(node, node.core.step(event, self.now_s))
 
     def violation(self, message: str) -> None:
         raise Violation(f"seed={self.seed} t={self.now_s:.3f}: {message}")
@@ -195,12 +216,14 @@ class World:
     def _etcd_requests(self, node: SimNode, ready: m.Ready) -> None:
         sent_at_s = self.now_s
         if ready.grant_lease:
-            self.at(
-                self.lat(),
-                lambda: self.deliver(
-                    node, m.LeaseGranted(self.etcd.grant(self.ttl_s, self.now_s), self.ttl_s, sent_at_s)
-                ),
-            )
+
+            def grant() -> None:
+                lease_id = self.etcd.grant(self.ttl_s, self.now_s)
+                self.deliver(node, m.LeaseGranted(lease_id, self.ttl_s, sent_at_s))
+
+            self.at(self.lat(), grant)
+            if self.faults and self.rng.random() < 0.3:  # an earlier, slow grant comes back late
+                self.at(self.rng.uniform(0.0, self.ttl_s), grant)
         if ready.renew_lease is not None:
             lease_id = ready.renew_lease
 
