@@ -132,6 +132,17 @@ def restart_node(workdir: Path, node_id: str) -> NodeProc:
     return proc
 
 
+def add_node(workdir: Path, node_id: str, extra: list[str]) -> NodeProc:
+    """Start one more node in a running cluster (recorded, so `down` stops it too)."""
+    state = read_state(workdir)
+    if any(n["id"] == node_id for n in state["nodes"]):
+        raise ClusterError(f"{workdir} already has a node {node_id}")
+    proc = start_node(workdir, node_id, state["ship"], state["etcd"], ["--ttl", str(state["ttl"]), *extra])
+    state["nodes"].append(asdict(proc))
+    write_state(workdir, state)
+    return proc
+
+
 def stop_pid(pid: int, timeout_s: float = 10.0) -> None:
     """SIGCONT (a stopped process cannot die), SIGTERM, then SIGKILL after timeout_s."""
     for sig in (signal.SIGCONT, signal.SIGTERM):

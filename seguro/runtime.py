@@ -151,8 +151,8 @@ class RuntimeWorker:
             raise SerfError(f"runtime snapshot is at event {serf.eve}, ahead of the log at {durable}")
         self._last_snapshot = serf.eve
         diverged = self._replay(durable)
-        if diverged:
-            self._post(m.Diverged(serf.eve + 1, diverged))
+        if diverged is not None:
+            self._post(m.Diverged(*diverged))
             self._serf = None
             return
         self._post(m.RuntimeReady(serf.eve))
@@ -160,8 +160,9 @@ class RuntimeWorker:
     def _apply(self, upto: int) -> None:
         diverged = self._replay(upto)
         serf = self._live_serf()
-        if diverged:
-            self._post(m.Diverged(serf.eve + 1, diverged))
+        if diverged is not None:
+            self._post(m.Applied(diverged[0] - 1))  # everything before it matched
+            self._post(m.Diverged(*diverged))
             self._serf = None  # apply nothing more; status shows the divergence
             return
         self._post(m.Applied(serf.eve))
@@ -170,8 +171,8 @@ class RuntimeWorker:
             self._last_snapshot = serf.eve
             log.info("snapshot", extra={"eve": serf.eve})
 
-    def _replay(self, upto: int) -> str:
-        """Bring the runtime up to `upto` from the local log; returns a divergence description or ''."""
+    def _replay(self, upto: int) -> tuple[int, str] | None:
+        """Bring the runtime up to `upto` from the local log; (event, what differs) on a divergence."""
         serf = self._live_serf()
         if serf.eve == 0 and upto > 0:
             self._replay_boot(serf)
@@ -180,10 +181,10 @@ class RuntimeWorker:
             try:
                 mug = serf.play(event, [decoded.event])
             except SerfBail as e:
-                return f"the runtime refused logged event {event}: {e}"
+                return event, f"the runtime refused the logged event: {e}"
             if decoded.mug and mug != decoded.mug:
-                return f"mug {mug:#x} after event {event}, the log says {decoded.mug:#x}"
-        return ""
+                return event, f"mug {mug:#x} after the event, the log says {decoded.mug:#x}"
+        return None
 
     def _replay_boot(self, serf: Serf) -> None:
         """vere plays the whole boot sequence (the leading mug-0 events) in one %play at event 1."""

@@ -122,6 +122,7 @@ class Kernel:
     peers: dict[Noun, Peer] = field(default_factory=dict)
     peer_sum: int = 0
     cruds: int = 0
+    diverge_at: int = 0  # fault injection for tests: nondeterminism at this event (0 = never)
 
     def noun(self) -> Noun:
         return (cord(self.who), (self.eve, (self.chain, (self.peer_sum, (len(self.peers), self.cruds)))))
@@ -132,7 +133,7 @@ class Kernel:
 
     def commit(self, step: Step) -> None:
         self.eve += 1
-        self.chain = step.chain
+        self.chain = step.chain ^ (1 if self.eve == self.diverge_at else 0)
         if step.who is not None:
             self.who = step.who
         if step.crud:
@@ -296,7 +297,7 @@ class Serf:
         return (cord("play"), body)
 
     def _play_life(self, events: list[Noun]) -> Noun:
-        fresh = Kernel()
+        fresh = Kernel(diverge_at=self.kernel.diverge_at)
         try:
             for job in events:
                 fresh.commit(plan(fresh, job, booting=True))
@@ -343,7 +344,7 @@ class Serf:
         return (cord("swap"), (k.eve, (k.mug(), (new_job, from_list(step.effects)))))
 
 
-def serve(pier: Path, max_frame_bytes: int = newt.MAX_FRAME_BYTES_DEFAULT) -> int:
+def serve(pier: Path, max_frame_bytes: int = newt.MAX_FRAME_BYTES_DEFAULT, diverge_at: int = 0) -> int:
     """Run the serf on this process's stdin/stdout until %exit or EOF; returns the exit code.
 
     Like vere's serf, the protocol fds are duplicated and fd 1 is pointed at stderr, so a stray print
@@ -360,6 +361,7 @@ def serve(pier: Path, max_frame_bytes: int = newt.MAX_FRAME_BYTES_DEFAULT) -> in
     except Fatal as exc:
         log.error("serf: %s", exc)
         return 1
+    kernel.diverge_at = diverge_at
     serf = Serf(pier, kernel, lambda plea: newt.write_all(out_fd, newt.encode_noun(plea)))
     serf.send(serf.ripe())
     with os.fdopen(inn_fd, "rb", buffering=1 << 16) as stream:
@@ -379,10 +381,15 @@ def serve(pier: Path, max_frame_bytes: int = newt.MAX_FRAME_BYTES_DEFAULT) -> in
                 serf.send(plea)
 
 
-def run(pier: Path, max_frame_bytes: int = newt.MAX_FRAME_BYTES_DEFAULT, log_level: str = "WARNING") -> int:
+def run(
+    pier: Path,
+    max_frame_bytes: int = newt.MAX_FRAME_BYTES_DEFAULT,
+    log_level: str = "WARNING",
+    diverge_at: int = 0,
+) -> int:
     """Entry point shared by `python -m seguro.ship` and `seguro ship`: log to stderr, serve, exit code."""
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr, format="ship %(levelname)s %(message)s")
-    return serve(pier, max_frame_bytes)
+    return serve(pier, max_frame_bytes, diverge_at)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -390,8 +397,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pier", required=True, type=Path, help="directory for snapshots")
     parser.add_argument("--max-frame-bytes", type=int, default=newt.MAX_FRAME_BYTES_DEFAULT)
     parser.add_argument("--log-level", default="WARNING", help="logging level for stderr")
+    parser.add_argument(
+        "--fault-diverge-at", type=int, default=0, help="fault injection: corrupt state at event N"
+    )
     args = parser.parse_args(argv)
-    return run(args.pier, args.max_frame_bytes, args.log_level)
+    return run(args.pier, args.max_frame_bytes, args.log_level, args.fault_diverge_at)
 
 
 if __name__ == "__main__":

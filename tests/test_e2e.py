@@ -282,3 +282,52 @@ def test_a_new_master_catches_up_from_a_peer_when_etcd_trimmed_the_events(tmp_pa
         assert all(len(nodes) == 1 for nodes in c.peer.acks.values()), "double boot"
     finally:
         c.close()
+
+
+def test_a_replica_whose_runtime_diverges_stops_loudly_and_the_others_go_on(cluster: Cluster) -> None:
+    pier = cluster.workdir / "n3" / "pier"
+    runtime = f"{sys.executable} -m seguro.ship --pier {pier} --fault-diverge-at 100"
+    local.add_node(cluster.workdir, "n3", ["--runtime", runtime])
+    cluster.send(300)
+
+    def n3_stopped() -> bool:
+        rows = {r["id"]: r for r in status_rows(cluster.etcd, cluster.ship)["replicas"]}
+        return rows.get("n3", {}).get("role") == "stopped"
+
+    wait_until("n3 to stop on the divergence", n3_stopped, 30, every_s=0.2)
+    row = {r["id"]: r for r in status_rows(cluster.etcd, cluster.ship)["replicas"]}["n3"]
+    assert "divergence at event 100" in row["error"] and row["applied_event"] == 99
+    assert "replica stopped" in Path(cluster.workdir / "n3.log").read_text()
+    cluster.send(100)
+
+    def healthy_converged() -> bool:
+        report = status_rows(cluster.etcd, cluster.ship)
+        return all(r["durable_event"] == report["head"] for r in report["replicas"] if r["id"] != "n3")
+
+    wait_until("the healthy replicas to converge", healthy_converged, 30, every_s=0.5)
+    healthy = {n["id"]: n["data"] for n in local.read_state(cluster.workdir)["nodes"] if n["id"] != "n3"}
+    agree, _, why = compare_logs(healthy)
+    assert agree, why
+    assert all(len(nodes) == 1 for nodes in cluster.peer.acks.values())
+
+
+def test_ack_replicas_holds_effects_until_enough_followers_hold_the_event(tmp_path: Path) -> None:
+    c = Cluster(tmp_path / "cluster", extra=["--ack-replicas", "2"])
+    try:
+        c.send(100)
+        wait_until("replies with both followers up", lambda: len(c.peer.acks) >= 100, 15)
+        master = c.master()["id"]
+        follower = next(n["id"] for n in c.state["nodes"] if n["id"] != master)
+        os.kill(c.node(follower)["pid"], signal.SIGKILL)
+        time.sleep(0.5)
+        answered = len(c.peer.acks)
+        head = c.head()
+        c.send(100)
+        wait_until("the events to commit", lambda: c.head() >= head + 100, 15)
+        time.sleep(1.0)
+        assert len(c.peer.acks) == answered, "effects left before two followers held their events"
+        local.restart_node(c.workdir, follower)
+        wait_until("the held effects to leave", lambda: len(c.peer.acks) >= answered + 100, 30)
+        assert all(len(nodes) == 1 for nodes in c.peer.acks.values()), "double boot"
+    finally:
+        c.close()

@@ -20,8 +20,9 @@ from seguro import newt
 )
 @click.option("--max-frame-bytes", type=int, default=newt.MAX_FRAME_BYTES_DEFAULT, show_default=True)
 @click.option("--log-level", default="WARNING", show_default=True, help="logging level for stderr")
-def command(pier: Path, max_frame_bytes: int, log_level: str) -> None:
+@click.option("--fault-diverge-at", type=int, default=0, help="Fault injection: corrupt state at event N.")
+def command(pier: Path, max_frame_bytes: int, log_level: str, fault_diverge_at: int) -> None:
     """Run the reference ship runtime on stdin/stdout (newt frames), snapshots in --pier."""
     from seguro.ship import run
 
-    sys.exit(run(pier, max_frame_bytes, log_level))
+    sys.exit(run(pier, max_frame_bytes, log_level, fault_diverge_at))
