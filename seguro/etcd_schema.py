@@ -197,8 +197,22 @@ def is_transient(e: BaseException) -> bool:
     )
     if isinstance(e, transient):
         return True
-    codes = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-    return isinstance(e, grpc.RpcError) and e.code() in codes
+    if not isinstance(e, grpc.RpcError):
+        return False
+    if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return True
+    # During an etcd leader election the server's own proposal can time out; it reports that as UNKNOWN.
+    details = (e.details() or "") if e.code() == grpc.StatusCode.UNKNOWN else ""
+    return any(text in details for text in TRANSIENT_SERVER_ERRORS)
+
+
+TRANSIENT_SERVER_ERRORS = (
+    "context deadline exceeded",
+    "etcdserver: request timed out",
+    "etcdserver: leader changed",
+    "etcdserver: no leader",
+    "etcdserver: too many requests",
+)
 
 
 def describe(e: BaseException) -> str:
