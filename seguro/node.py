@@ -63,6 +63,7 @@ class Node:
         self._lease = ThreadPoolExecutor(1, thread_name_prefix="seguro-lease")
         self._background = ThreadPoolExecutor(1, thread_name_prefix="seguro-status")
         self._status_busy = threading.Event()
+        self._last_warning_s: dict[str, float] = {}
         self.runtime = RuntimeWorker(
             self.eventlog, self.post, pier=cfg.data_dir / "pier", argv=cfg.runtime,
             stderr_path=cfg.data_dir / "runtime.log", timeout_s=cfg.runtime_timeout_s,
@@ -127,6 +128,8 @@ class Node:
             try:
                 fn(*args)
             except Exception as e:
+                if self._stop.is_set():
+                    return  # shutting down: the adapters are closing under it
                 log.exception("worker task failed", extra={"task": getattr(fn, "__name__", str(fn))})
                 if fail is not None:
                     self.post(fail(f"{type(e).__name__}: {e}"))
@@ -230,6 +233,7 @@ class Node:
         try:
             lease_id = self._lease_coord.grant_lease(self.cfg.lease_ttl_s)
         except CoordinationError as e:
+            self._warn_now_and_then("cannot get an etcd lease; not electable until etcd answers", e)
             self.post(m.LeaseRequestFailed(str(e)))
             return
         self.post(m.LeaseGranted(lease_id, float(self.cfg.lease_ttl_s), sent_at_s))
@@ -242,10 +246,17 @@ class Node:
             self.post(m.LeaseLost(lease_id))
             return
         except CoordinationError as e:
+            self._warn_now_and_then("keepalive failed; the lease deadline will fence this node", e)
             self.post(m.LeaseRequestFailed(str(e)))
             return
         # The TTL etcd reports is rounded down to whole seconds; the granted TTL is what was restarted.
         self.post(m.KeepaliveAcked(lease_id, float(self.cfg.lease_ttl_s), sent_at_s))
+
+    def _warn_now_and_then(self, message: str, error: Exception, every_s: float = 5.0) -> None:
+        now_s = self.clock.now_s()
+        if now_s - self._last_warning_s.get(message, float("-inf")) >= every_s:
+            self._last_warning_s[message] = now_s
+            log.warning(message, extra={"error": str(error)})
 
     def _campaign(self, lease_id: int) -> None:
         if not lease_id:

@@ -20,6 +20,8 @@ def leader(etcd: str, ship: str, as_json: bool) -> None:
     """Show the ship's master: id, epoch (fencing token), lease, TTL remaining."""
     try:
         info = leader_info(etcd, ship)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
     except CoordinationError as e:
         raise click.ClickException(str(e)) from None
     if info is None:
@@ -43,6 +45,8 @@ def status(etcd: str, ship: str, as_json: bool) -> None:
     """Every replica: role, durable event, applied event, lag behind etcd's head."""
     try:
         report = status_rows(etcd, ship)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
     except CoordinationError as e:
         raise click.ClickException(str(e)) from None
     if as_json:

@@ -1,0 +1,42 @@
+"""Operator commands against a real etcd: clear answers when there is no master, bad input or no etcd."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from seguro.cli import main
+from seguro.coordination import Coordinator
+from seguro.etcd_server import EtcdCluster, free_port
+
+
+def test_leader_and_status_of_a_ship_without_master(etcd1: EtcdCluster) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["leader", "--etcd", etcd1.endpoints, "--ship", "zod", "--json"])
+    assert result.exit_code == 1 and "has no master" in result.output
+    assert json.loads(result.output.splitlines()[0]) == {"id": None, "epoch": None, "lease": None,
+                                                        "ttl_remaining": None}  # fmt: skip
+    result = runner.invoke(main, ["status", "--etcd", etcd1.endpoints, "--ship", "zod", "--json"])
+    assert result.exit_code == 0 and json.loads(result.output) == {"head": 0, "master": None, "replicas": []}
+
+
+def test_leader_shows_the_master_key(etcd1: EtcdCluster) -> None:
+    with Coordinator(etcd1.endpoints, "zod") as coord:
+        lease = coord.grant_lease(5)
+        won = coord.campaign("n7", lease, {"grpc": "127.0.0.1:1", "udp": "127.0.0.1:2"})
+        assert won is not None
+        result = CliRunner().invoke(main, ["leader", "--etcd", etcd1.endpoints, "--ship", "zod", "--json"])
+    info = json.loads(result.output)
+    assert result.exit_code == 0 and info["id"] == "n7" and info["epoch"] == won.epoch
+    assert info["lease"] == lease and 0 < info["ttl_remaining"] <= 5
+
+
+def test_bad_endpoints_are_a_usage_error() -> None:
+    result = CliRunner().invoke(main, ["leader", "--etcd", "nonsense", "--ship", "zod"])
+    assert result.exit_code == 2 and "host:port" in result.output
+
+
+def test_etcd_down_is_a_clear_error_in_bounded_time() -> None:
+    result = CliRunner().invoke(main, ["status", "--etcd", f"127.0.0.1:{free_port()}", "--ship", "zod"])
+    assert result.exit_code == 1 and "etcd unreachable" in result.output
