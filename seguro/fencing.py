@@ -41,3 +41,65 @@ class LeaseDeadline:
 
     def remaining_s(self, now_s: float) -> float:
         return max(0.0, self.deadline_s - now_s)
+
+
+class LeaseKeeper:
+    """One node's etcd lease as its holder sees it: when to ask for a grant or a keepalive, and until when
+    it holds. A node holds one lease at a time: a grant that arrives while one is held is to be revoked,
+    or a master could end up renewing a lease other than the one its master key sits on."""
+
+    def __init__(self, ttl_s: float, margin_s: float) -> None:
+        self.ttl_s, self.margin_s = ttl_s, margin_s
+        self.lease: LeaseDeadline | None = None
+        self._inflight_since_s: float | None = None
+        self._last_renew_s = float("-inf")
+
+    @property
+    def lease_id(self) -> int | None:
+        return self.lease.lease_id if self.lease else None
+
+    def holds(self, now_s: float) -> bool:
+        return self.lease is not None and self.lease.holds(now_s)
+
+    def remaining_s(self, now_s: float) -> float:
+        return self.lease.remaining_s(now_s) if self.lease else 0.0
+
+    def due(self, now_s: float) -> tuple[bool, int | None]:
+        """(ask for a grant?, lease id to renew): at most one request in flight; renew every TTL/3."""
+        inflight = self._inflight_since_s
+        if inflight is not None and now_s - inflight > self.ttl_s:
+            self._inflight_since_s = None  # the driver lost the answer; ask again
+        if self._inflight_since_s is not None:
+            return False, None
+        if self.lease is None:
+            self._inflight_since_s = now_s
+            return True, None
+        if now_s - self._last_renew_s >= self.ttl_s / 3:
+            self._inflight_since_s = self._last_renew_s = now_s
+            return False, self.lease.lease_id
+        return False, None
+
+    def granted(self, lease_id: int, ttl_s: float, sent_at_s: float) -> int | None:
+        """Adopt a granted lease; returns the id to revoke when one is already held."""
+        self._inflight_since_s = None
+        if self.lease is not None:
+            return lease_id
+        self.lease = LeaseDeadline.granted(lease_id, ttl_s, self.margin_s, sent_at_s)
+        self._last_renew_s = sent_at_s
+        return None
+
+    def acked(self, lease_id: int, ttl_s: float, sent_at_s: float) -> None:
+        self._inflight_since_s = None
+        if self.lease is not None and self.lease.lease_id == lease_id:
+            self.lease = self.lease.renewed(ttl_s, sent_at_s)
+
+    def lost(self, lease_id: int) -> bool:
+        """etcd says `lease_id` is gone; True when it was the lease we hold."""
+        self._inflight_since_s = None
+        if self.lease is not None and self.lease.lease_id == lease_id:
+            self.lease = None
+            return True
+        return False
+
+    def failed(self) -> None:
+        self._inflight_since_s = None

@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass
 
 from seguro import messages as m
-from seguro.fencing import LeaseDeadline
+from seguro.fencing import LeaseKeeper
 from seguro.invariant import require
 
 log = logging.getLogger(__name__)
@@ -64,9 +64,7 @@ class Replica:
         self.applied = 0  # runtime's event number (past `durable` on a master running ahead)
         self.runtime_ready = False
         self.stop_reason = ""
-        self._lease: LeaseDeadline | None = None
-        self._lease_inflight_since_s: float | None = None
-        self._last_renew_s = float("-inf")
+        self._keeper = LeaseKeeper(config.lease_ttl_s, config.lease_margin_s)
         self._master: m.MasterObserved | None = None
         self._campaign_inflight = False
         self._last_campaign_s = float("-inf")
@@ -103,12 +101,11 @@ class Replica:
 
     def lease_deadline_s(self) -> float:
         """The self-fencing deadline; a driver re-checks it right before effects leave."""
-        if self.role != MASTER or self._lease is None:
-            return float("-inf")
-        return self._lease.deadline_s
+        lease = self._keeper.lease
+        return lease.deadline_s if self.role == MASTER and lease is not None else float("-inf")
 
     def lease_id(self) -> int | None:
-        return self._lease.lease_id if self._lease else None
+        return self._keeper.lease_id
 
     def status(self, now_s: float) -> dict[str, object]:
         return {
@@ -118,7 +115,7 @@ class Replica:
             "durable_event": self.durable,
             "applied_event": self.applied,
             "committed_event": self.committed,
-            "lease_remaining_s": round(self._lease.remaining_s(now_s), 3) if self._lease else 0.0,
+            "lease_remaining_s": round(self._keeper.remaining_s(now_s), 3),
             "error": self.stop_reason,
             **self.counters,
         }
@@ -126,41 +123,20 @@ class Replica:
     # ---- lease --------------------------------------------------------------------------------
 
     def _lease_timers(self, now_s: float, ready: m.Ready) -> None:
-        inflight = self._lease_inflight_since_s
-        if inflight is not None and now_s - inflight > self.cfg.lease_ttl_s:
-            self._lease_inflight_since_s = None  # the driver lost the answer; ask again
-        if self._lease_inflight_since_s is not None:
-            return
-        if self._lease is None:
-            ready.grant_lease = True
-        elif now_s - self._last_renew_s >= self.cfg.lease_ttl_s / 3:
-            ready.renew_lease = self._lease.lease_id
-            self._last_renew_s = now_s
-        else:
-            return
-        self._lease_inflight_since_s = now_s
+        ready.grant_lease, ready.renew_lease = self._keeper.due(now_s)
 
     def _on_LeaseGranted(self, ev: m.LeaseGranted, now_s: float, ready: m.Ready) -> None:
-        self._lease_inflight_since_s = None
-        if self._lease is not None:  # a grant we had given up on: one lease per node, or a master could
-            ready.revoke_lease = ev.lease_id  # renew a lease other than the one its key sits on
-            return
-        self._lease = LeaseDeadline.granted(ev.lease_id, ev.ttl_s, self.cfg.lease_margin_s, ev.sent_at_s)
-        self._last_renew_s = ev.sent_at_s
+        ready.revoke_lease = self._keeper.granted(ev.lease_id, ev.ttl_s, ev.sent_at_s)
 
     def _on_KeepaliveAcked(self, ev: m.KeepaliveAcked, now_s: float, ready: m.Ready) -> None:
-        self._lease_inflight_since_s = None
-        if self._lease is not None and self._lease.lease_id == ev.lease_id:
-            self._lease = self._lease.renewed(ev.ttl_s, ev.sent_at_s)
+        self._keeper.acked(ev.lease_id, ev.ttl_s, ev.sent_at_s)
 
     def _on_LeaseLost(self, ev: m.LeaseLost, now_s: float, ready: m.Ready) -> None:
-        self._lease_inflight_since_s = None
-        if self._lease is not None and self._lease.lease_id == ev.lease_id:
-            self._lease = None
+        if self._keeper.lost(ev.lease_id):
             self._fence("lease lost", ready)
 
     def _on_LeaseRequestFailed(self, ev: m.LeaseRequestFailed, now_s: float, ready: m.Ready) -> None:
-        self._lease_inflight_since_s = None
+        self._keeper.failed()
 
     # ---- election -----------------------------------------------------------------------------
 
@@ -222,7 +198,7 @@ class Replica:
             self._last_campaign_s = now_s + 2 * self.cfg.lease_ttl_s  # let someone else win
 
     def _maybe_campaign(self, now_s: float, ready: m.Ready) -> None:
-        lease = self._lease
+        lease = self._keeper.lease
         if self.role != FOLLOWER or lease is None or not self.runtime_ready or self._campaign_inflight:
             return
         if self._master is None or self._master.holder is not None:
@@ -279,7 +255,7 @@ class Replica:
         if self._running or self.applied > self.durable:
             ready.restart_runtime = True
             self.runtime_ready = False
-        if self._lease is not None:
+        if self._keeper.lease is not None:
             ready.resign_epoch = self.epoch
         self.role = FOLLOWER
         self.epoch = 0
@@ -471,7 +447,7 @@ class Replica:
     def _progress(self, now_s: float, ready: m.Ready) -> None:
         if self.role == STOPPED:
             return
-        if self.role in (MASTER, PROMOTING) and (self._lease is None or not self._lease.holds(now_s)):
+        if self.role in (MASTER, PROMOTING) and not self._keeper.holds(now_s):
             self._fence("lease deadline passed", ready)
         self._maybe_catch_up(now_s, ready)
         self._maybe_finish_promotion(ready)
