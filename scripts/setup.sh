@@ -5,9 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-if ! command -v etcd >/dev/null 2>&1; then
+PACKAGES=""
+command -v etcd >/dev/null 2>&1 || PACKAGES="$PACKAGES etcd-server etcd-client"
+python3 -c 'import ensurepip' >/dev/null 2>&1 || PACKAGES="$PACKAGES python3-venv"
+if [ -n "$PACKAGES" ]; then
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq etcd-server etcd-client python3-venv >/dev/null
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $PACKAGES >/dev/null
     # A systemd host enables etcd.service on the default ports; Seguro never uses them, but keep them free.
     if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then
         $SUDO systemctl disable --now etcd || true
