@@ -10,11 +10,13 @@ numbers) memoised by object identity, which also keeps nouns with shared subtree
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 from seguro.invariant import require
+
+T = TypeVar("T")
 
 try:  # the C extension is ~100x faster; the pure-Python fallback is kept bit-identical and tested
     from mmh3 import hash as _mmh3_hash
@@ -120,14 +122,13 @@ def _mat(atom: int) -> tuple[int, int]:
     return (1 << c) | ((b ^ (1 << (c - 1))) << (c + 1)) | (atom << (c << 1)), (c << 1) + b
 
 
-def _cell_keys(root: tuple) -> dict[int, int]:
-    """Value-number every cell: id(cell) -> negative int, equal for cells equal by value.
+def _fold_cells(root: tuple, leaf: Callable[[int], T], node: Callable[[T, T], T]) -> dict[int, T]:
+    """id(cell) -> node(value of head, value of tail) for every cell under `root`, atoms mapped by `leaf`.
 
-    Post-order over an explicit stack (peek, descend into an unnumbered child, else number). Atoms are
-    their own numbers (>= 0), so keys of cells and atoms never collide.
+    Post-order over an explicit stack (peek, descend into an unvalued child, else value it): no recursion,
+    and a subtree shared by identity is valued once.
     """
-    keys: dict[int, int] = {}
-    canon: dict[tuple[int, int], int] = {}
+    values: dict[int, T] = {}
     stack = [root]
     push = stack.append
     while stack:
@@ -138,26 +139,40 @@ def _cell_keys(root: tuple) -> dict[int, int]:
             _cell_parts(cell)
             raise
         if head.__class__ is tuple:
-            hk = keys.get(id(head))
-            if hk is None:
+            hv = values.get(id(head))
+            if hv is None:
                 push(head)
                 continue
         else:
-            hk = head
+            hv = leaf(head)
         if tail.__class__ is tuple:
-            tk = keys.get(id(tail))
-            if tk is None:
+            tv = values.get(id(tail))
+            if tv is None:
                 push(tail)
                 continue
         else:
-            tk = tail
+            tv = leaf(tail)
         stack.pop()
-        pair = (hk, tk)
-        key = canon.get(pair)
+        values[id(cell)] = node(hv, tv)
+    return values
+
+
+def _cell_keys(root: tuple) -> dict[int, int]:
+    """Value-number every cell: id(cell) -> negative int, equal for cells equal by value. Atoms are their
+    own numbers (>= 0), so keys of cells and atoms never collide."""
+    canon: dict[tuple[int, int], int] = {}
+
+    def number(hk: int, tk: int) -> int:
+        key = canon.get((hk, tk))
         if key is None:
-            key = canon[pair] = ~len(canon)
-        keys[id(cell)] = key
-    return keys
+            key = canon[(hk, tk)] = ~len(canon)
+        return key
+
+    return _fold_cells(root, _itself, number)
+
+
+def _itself(atom: int) -> int:
+    return atom
 
 
 def jam(noun: Noun) -> bytes:
@@ -397,33 +412,7 @@ def mug(noun: Noun) -> int:
     """vere's 31-bit mug of any noun, computed bottom-up without recursion."""
     if noun.__class__ is not tuple:
         return mug_atom(noun)
-    memo: dict[int, int] = {}
-    stack = [noun]
-    push = stack.append
-    while stack:
-        cell = stack[-1]
-        try:
-            head, tail = cell
-        except ValueError:
-            _cell_parts(cell)
-            raise
-        if head.__class__ is tuple:
-            hm = memo.get(id(head))
-            if hm is None:
-                push(head)
-                continue
-        else:
-            hm = mug_atom(head)
-        if tail.__class__ is tuple:
-            tm = memo.get(id(tail))
-            if tm is None:
-                push(tail)
-                continue
-        else:
-            tm = mug_atom(tail)
-        stack.pop()
-        memo[id(cell)] = mug_both(hm, tm)
-    return memo[id(noun)]
+    return _fold_cells(noun, mug_atom, mug_both)[id(noun)]
 
 
 # ---------------------------------------------------------------- equality

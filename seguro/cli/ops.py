@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
 from seguro import cluster as local
 from seguro.admin import leader_info, status_rows
 from seguro.coordination import CoordinationError
+
+T = TypeVar("T")
+
+
+def ask_etcd(view: Callable[[str, str], T], etcd: str, ship: str) -> T:
+    """Run a read-only view; bad endpoints are a usage error, an unreachable etcd a clear failure."""
+    try:
+        return view(etcd, ship)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    except CoordinationError as e:
+        raise click.ClickException(str(e)) from None
 
 
 @click.command("leader")
@@ -18,12 +32,7 @@ from seguro.coordination import CoordinationError
 @click.option("--json", "as_json", is_flag=True)
 def leader(etcd: str, ship: str, as_json: bool) -> None:
     """Show the ship's master: id, epoch (fencing token), lease, TTL remaining."""
-    try:
-        info = leader_info(etcd, ship)
-    except ValueError as e:
-        raise click.UsageError(str(e)) from None
-    except CoordinationError as e:
-        raise click.ClickException(str(e)) from None
+    info = ask_etcd(leader_info, etcd, ship)
     if info is None:
         if as_json:
             click.echo(json.dumps({"id": None, "epoch": None, "lease": None, "ttl_remaining": None}))
@@ -43,12 +52,7 @@ def leader(etcd: str, ship: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def status(etcd: str, ship: str, as_json: bool) -> None:
     """Every replica: role, durable event, applied event, lag behind etcd's head."""
-    try:
-        report = status_rows(etcd, ship)
-    except ValueError as e:
-        raise click.UsageError(str(e)) from None
-    except CoordinationError as e:
-        raise click.ClickException(str(e)) from None
+    report = ask_etcd(status_rows, etcd, ship)
     if as_json:
         click.echo(json.dumps(report))
         return
