@@ -15,7 +15,6 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from seguro import messages as m
 from seguro.clock import Clock, SystemClock
@@ -25,6 +24,7 @@ from seguro.edges import Ingress, Peers
 from seguro.eventlog import EventLog
 from seguro.noun import cue
 from seguro.proto.seguro.v1 import replication_pb2 as pb
+from seguro.record import split_event
 from seguro.replication import MASTER, Config, Replica
 from seguro.runtime import Job, RuntimeWorker
 from seguro.transport import batch_from_pb, serve
@@ -341,7 +341,8 @@ class Node:
         status = {**self.core.status(now_s), "effects_sent": self.effects_sent,
                   "effects_fenced": self.effects_fenced, "grpc": self.grpc_address,
                   "udp": self.udp_address, "data": str(self.cfg.data_dir),
-                  "runtime_pid": self.runtime.pid}  # fmt: skip
+                  "runtime_pid": self.runtime.pid, "datagrams_shed": self.datagrams_shed,
+                  "datagrams_malformed": self.ingress.malformed}  # fmt: skip
         with self._lock:
             self._status = status
         if self.core.role != MASTER:
@@ -378,8 +379,9 @@ class Node:
             return f"this node is not the master (role {self.status().get('role')})"
         try:
             noun = cue(jam)
+            split_event(noun)
         except ValueError as e:
-            return f"event does not cue: {e}"
+            return f"not an event [@da [wire card]]: {e}"
         self.post(m.IncomingEvent(Job(noun, len(jam)), len(jam), source="admin"))
         return ""
 
@@ -403,7 +405,3 @@ class Node:
         self._lease_coord.close()
         self.eventlog.close()
         log.info("node down", extra={"id": self.node_id})
-
-
-def data_dir_of(path: str | Path) -> Path:
-    return Path(path).expanduser().resolve()

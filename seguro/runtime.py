@@ -215,9 +215,15 @@ class RuntimeWorker:
                 self._deferred = (generation, kind, arg)  # keep order: handle it next
                 break
             jobs.append(arg)  # type: ignore[arg-type]
+        submitted = 0
         for job in jobs:
-            serf.submit_work(job.noun)
-        for _ in jobs:
+            try:
+                serf.submit_work(job.noun)
+            except ValueError as e:  # not [@da ovum]: refuse the job, keep the runtime
+                self._post(m.WorkRefused(f"malformed job: {e}"))
+                continue
+            submitted += 1
+        for _ in range(submitted):
             try:
                 done = serf.next_work_result()
             except WorkBail as e:

@@ -331,3 +331,12 @@ def test_ack_replicas_holds_effects_until_enough_followers_hold_the_event(tmp_pa
         assert all(len(nodes) == 1 for nodes in c.peer.acks.values()), "double boot"
     finally:
         c.close()
+
+
+def test_a_malformed_admin_event_is_refused_and_nothing_fails_over(cluster: Cluster) -> None:
+    master = cluster.master()
+    for bad, reason in [(b"\x00\x00", "not an event"), (jam((1, 2)), "not an event")]:
+        reply = _poke(master["grpc"], bad)
+        assert not reply.accepted and reason in reply.error
+    cluster.send(50)
+    assert cluster.master()["epoch"] == master["epoch"], "a bad event cost a failover"
