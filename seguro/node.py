@@ -154,6 +154,7 @@ class Node:
                 if now_s >= next_status_s:
                     next_status_s = now_s + STATUS_EVERY_S
                     self._publish_status(now_s)
+                    self.runtime.snapshot_if_due()
         finally:
             self._shutdown()
 

@@ -84,6 +84,11 @@ class RuntimeWorker:
     def apply_to(self, event: int) -> None:
         self._ops.put((self._generation, "apply", event))
 
+    def snapshot_if_due(self) -> None:
+        """Ask for a snapshot; taken only if due and the runtime is not ahead of the log (a master is
+        ahead while it has uncommitted events, so its snapshots land in its quiet moments)."""
+        self._ops.put((self._generation, "snapshot", None))
+
     def boot(self, who: str, wall_s: float) -> None:
         self._ops.put((self._generation, "boot", (who, wall_s)))
 
@@ -108,7 +113,8 @@ class RuntimeWorker:
                 generation, kind, arg = self._ops.get()
             if kind == "stop":
                 return
-            if kind != "restart" and (generation != self._generation or self._serf is None):
+            stale = generation != self._generation and kind not in ("restart", "snapshot")
+            if stale or (kind != "restart" and self._serf is None):
                 continue  # queued before a restart, or the serf is broken: the core will ask again
             try:
                 self._dispatch(kind, arg)
@@ -134,6 +140,8 @@ class RuntimeWorker:
             self._apply(arg)  # type: ignore[arg-type]
         elif kind == "boot":
             self._boot(*arg)  # type: ignore[misc]
+        elif kind == "snapshot":
+            self._snapshot()
 
     def _live_serf(self) -> Serf:
         if self._serf is None:
@@ -166,7 +174,13 @@ class RuntimeWorker:
             self._serf = None  # apply nothing more; status shows the divergence
             return
         self._post(m.Applied(serf.eve))
-        if serf.eve - self._last_snapshot >= self._snapshot_every and serf.eve == self._log.last_event():
+        self._snapshot()
+
+    def _snapshot(self) -> None:
+        """Save a snapshot when one is due and the runtime holds only committed events: it is what a
+        restart (after a fence, a crash) starts from, and it must never contain run-ahead."""
+        serf = self._live_serf()
+        if serf.eve - self._last_snapshot >= self._snapshot_every and serf.eve <= self._log.last_event():
             serf.save(serf.eve)
             self._last_snapshot = serf.eve
             log.info("snapshot", extra={"eve": serf.eve})

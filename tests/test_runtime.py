@@ -1,0 +1,101 @@
+"""The runtime worker on a real reference ship and a real RocksDB log: replay, mug checks, snapshots."""
+
+from __future__ import annotations
+
+import queue
+from pathlib import Path
+
+from seguro import messages as m
+from seguro.ames import datagram_event
+from seguro.eventlog import EventLog
+from seguro.record import decode_record, encode_record
+from seguro.runtime import Job, RuntimeWorker
+from seguro.serf import Serf
+from seguro.ship import SNAPSHOT_NAME, boot_events
+
+WALL_S = 1_700_000_000.0
+
+
+def make_log(data: Path, events: int) -> EventLog:
+    """A committed log as a master would have written it: boot events (mug 0), then datagrams."""
+    log = EventLog(data)
+    with Serf(pier=data / "maker") as serf:
+        boot = boot_events("~zod", WALL_S)
+        serf.play(1, boot)
+        records = [encode_record(0, e) for e in boot]
+        for i in range(events):
+            done = serf.work(datagram_event(WALL_S + i, "127.0.0.1", 4000 + i % 7, b"ping %d" % i))
+            records.append(encode_record(done.mug, done.job))
+    log.append(1, records)
+    return log
+
+
+def next_event(events: queue.Queue[m.Event], kind: type, timeout_s: float = 30.0) -> m.Event:
+    """The next event of `kind`, skipping others (bounded by the timeout on each wait)."""
+    while True:
+        event = events.get(timeout=timeout_s)
+        if isinstance(event, kind):
+            return event
+        assert not isinstance(event, m.RuntimeFailed | m.Diverged), event
+
+
+def test_restart_replays_the_log_and_snapshots_cut_the_replay(tmp_path: Path) -> None:
+    log = make_log(tmp_path, 60)
+    events: queue.Queue[m.Event] = queue.Queue()
+    worker = RuntimeWorker(log, events.put, pier=tmp_path / "pier", snapshot_every=20)
+    worker.start()
+    try:
+        assert next_event(events, m.RuntimeReady).eve == 63  # type: ignore[attr-defined]
+        worker.snapshot_if_due()
+        worker.restart()
+        assert next_event(events, m.RuntimeReady).eve == 63  # type: ignore[attr-defined]
+        assert (tmp_path / "pier" / SNAPSHOT_NAME).exists()
+    finally:
+        worker.stop()
+        log.close()
+
+
+def test_run_ahead_work_is_numbered_by_the_runtime_and_not_snapshotted(tmp_path: Path) -> None:
+    log = make_log(tmp_path, 5)
+    events: queue.Queue[m.Event] = queue.Queue()
+    worker = RuntimeWorker(log, events.put, pier=tmp_path / "pier", snapshot_every=1)
+    worker.start()
+    try:
+        next_event(events, m.RuntimeReady)
+        worker.run(Job(datagram_event(WALL_S + 99, "127.0.0.1", 5000, b"hello"), 100))
+        done = next_event(events, m.WorkDone)
+        assert done.eve == 9 and done.effects[0][1].startswith(b"ack 9")  # type: ignore[attr-defined]
+        worker.snapshot_if_due()  # the runtime is ahead of the log: no snapshot may hold event 9
+        worker.run(Job((1, 2), 10))  # not [@da ovum]: refused, the runtime lives on
+        assert "malformed job" in next_event(events, m.WorkRefused).reason  # type: ignore[attr-defined]
+        worker.restart()
+        assert next_event(events, m.RuntimeReady).eve == 8  # type: ignore[attr-defined]
+    finally:
+        worker.stop()
+        log.close()
+
+
+def test_a_mug_that_disagrees_with_the_log_is_a_divergence_at_that_event(tmp_path: Path) -> None:
+    log = make_log(tmp_path, 40)
+    records = [record for _, record in log.read(1)]
+    log.close()
+    bad = decode_record(records[29])
+    records[29] = encode_record(bad.mug ^ 1, bad.event)  # event 30 claims another mug
+    other = EventLog(tmp_path / "other")
+    other.append(1, records[:20])
+    events: queue.Queue[m.Event] = queue.Queue()
+    worker = RuntimeWorker(other, events.put, pier=tmp_path / "pier2")
+    worker.start()
+    try:
+        assert next_event(events, m.RuntimeReady).eve == 20  # type: ignore[attr-defined]
+        other.append(21, records[20:])
+        worker.apply_to(43)
+        assert events.get(timeout=30) == m.Applied(29)  # everything before it matched
+        diverged = events.get(timeout=30)
+        assert isinstance(diverged, m.Diverged) and diverged.eve == 30 and "the log says" in diverged.detail
+        worker.apply_to(43)  # nothing more is applied after a divergence
+        worker.restart()  # ... and a restart finds the same divergence in the log
+        assert next_event(events, m.Diverged).eve == 30  # type: ignore[attr-defined]
+    finally:
+        worker.stop()
+        other.close()
