@@ -26,22 +26,3 @@ class SystemClock:
 
     def wall_s(self) -> float:
         return time.time()
-
-
-class FakeClock:
-    """A clock tests move by hand."""
-
-    def __init__(self, start_s: float = 1000.0, wall_start_s: float = 1_700_000_000.0) -> None:
-        self._now_s = start_s
-        self._wall_offset_s = wall_start_s - start_s
-
-    def now_s(self) -> float:
-        return self._now_s
-
-    def wall_s(self) -> float:
-        return self._now_s + self._wall_offset_s
-
-    def advance(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError("time does not go backwards")
-        self._now_s += seconds

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from seguro.coordination import parse_endpoints
@@ -100,6 +100,3 @@ class NodeConfig:
             return cls(**values)  # type: ignore[arg-type]
         except TypeError as e:
             raise ConfigError(str(e)) from None
-
-    def with_ports(self, grpc: str, udp: str) -> NodeConfig:
-        return replace(self, grpc=grpc, udp=udp)

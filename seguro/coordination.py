@@ -22,7 +22,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import grpc
@@ -224,6 +224,19 @@ class Coordinator:
         raise ValueError(
             f"append of events {first}..{last}: a chunked record's chunks are missing (put_chunks)"
         )
+
+    def append_records(self, epoch: int, expected_head: int, records: Sequence[bytes]) -> AppendResult:
+        """Commit `records` as events expected_head+1.. under `epoch`: one record larger than a chunk is
+        first written as fenced chunks, and the batch references it (FenceLost if the fence goes)."""
+        first = expected_head + 1
+        wire = []
+        for event, data in enumerate(records, start=first):
+            if len(data) > CHUNK_BYTES:
+                chunks = self.put_chunks(epoch, event, data)
+                wire.append(pb.Record(event=event, chunks=chunks, size=len(data)))
+            else:
+                wire.append(pb.Record(event=event, data=data))
+        return self.append(epoch, expected_head, pb.Batch(epoch=epoch, first_event=first, records=wire))
 
     def put_chunks(self, epoch: int, event: int, data: bytes) -> int:
         """Store `data` as chunk keys of `event`, each Txn fenced by `epoch`; returns the number of chunks."""

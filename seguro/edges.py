@@ -128,22 +128,18 @@ class Peers:
         for stream in streams if join_s else ():
             stream.join(join_s)
 
-    def errors(self) -> dict[str, str]:
-        with self._lock:
-            return {rid: s.error for rid, s in self._streams.items() if s.error}
-
-    def fetch_from_peers(self, first: int, last: int) -> int:
-        """Catch up events first..last from any peer's local log; returns `last`, or -1 if none had them."""
+    def fetch_from_peers(self, first: int, last: int) -> bool:
+        """Catch up events first..last from any peer's local log; False when no live peer had them all."""
         for replica_id, status in self._node.coord.replicas().items():
             address = str(status.get("grpc", ""))
             if replica_id == self._node.node_id or not address:
                 continue
             try:
                 if self._fetch(address, first, last):
-                    return last
+                    return True
             except grpc.RpcError as e:
                 log.warning("peer fetch failed", extra={"peer": replica_id, "error": str(e)})
-        return -1
+        return False
 
     def _fetch(self, address: str, first: int, last: int) -> bool:
         options = grpc_options(self._node.cfg.max_event_bytes)

@@ -253,8 +253,5 @@ class Ready:
     resign_epoch: int | None = None
     trim_below: int | None = None
     record_epoch: tuple[int, int] | None = None
-    refused: list[tuple[str, str]] = field(default_factory=list)
+    refused: list[tuple[IncomingEvent, str]] = field(default_factory=list)  # events not run, and why
     stop: str | None = None
-
-    def empty(self) -> bool:
-        return self == Ready()

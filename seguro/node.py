@@ -14,16 +14,15 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from seguro import messages as m
 from seguro.clock import Clock, SystemClock
 from seguro.config import NodeConfig
-from seguro.coordination import CoordinationError, Coordinator, LeaseLost, LogTrimmed, MasterInfo
+from seguro.coordination import CoordinationError, Coordinator, FenceLost, LeaseLost, LogTrimmed, MasterInfo
 from seguro.edges import Ingress, Peers
 from seguro.eventlog import EventLog
 from seguro.noun import cue
-from seguro.proto.seguro.v1 import replication_pb2 as pb
 from seguro.record import split_event
 from seguro.replication import MASTER, Config, Replica
 from seguro.runtime import Job, RuntimeWorker
@@ -34,7 +33,6 @@ log = logging.getLogger(__name__)
 TICK_S = 0.05
 MAX_QUEUED_DATAGRAMS = 10_000  # beyond this, datagrams are dropped at the door (Ames retransmits)
 STATUS_EVERY_S = 1.0
-CHUNK_OVER_BYTES = 1 << 20
 
 
 class Node:
@@ -188,8 +186,12 @@ class Node:
             self.runtime.boot(self.cfg.who, self.clock.wall_s())
         if ready.record_epoch is not None:
             self.eventlog.record_epoch(*ready.record_epoch)
-        for source, reason in ready.refused:
-            log.warning("event refused", extra={"source": source, "reason": reason})
+        for job in ready.run:
+            job.answer("")  # type: ignore[attr-defined]
+        for event, reason in ready.refused:
+            event.job.answer(reason)  # type: ignore[attr-defined]
+            if event.source != "udp":  # a follower drops every datagram: that is counted, not logged
+                log.warning("event refused", extra={"source": event.source, "reason": reason})
         if ready.stop:
             log.critical("replica stopped", extra={"reason": ready.stop})
         self._etcd_requests(ready)
@@ -274,18 +276,9 @@ class Node:
     def _commit(self, commit: m.Commit) -> None:
         batch = commit.batch
         try:
-            records = []
-            for i, data in enumerate(batch.records):
-                event = batch.first_event + i
-                if len(data) > CHUNK_OVER_BYTES:
-                    chunks = self.coord.put_chunks(batch.epoch, event, data)
-                    records.append(pb.Record(event=event, chunks=chunks, size=len(data)))
-                else:
-                    records.append(pb.Record(event=event, data=data))
-            wire = pb.Batch(epoch=batch.epoch, first_event=batch.first_event, records=records)
-            result = self.coord.append(batch.epoch, commit.expected_head, wire)
+            result = self.coord.append_records(batch.epoch, commit.expected_head, batch.records)
         except (CoordinationError, ValueError) as e:
-            self.post(m.CommitDone(commit.seq, ok=False, fence_lost="epoch" in str(e), error=str(e)))
+            self.post(m.CommitDone(commit.seq, ok=False, fence_lost=isinstance(e, FenceLost), error=str(e)))
             return
         self.post(
             m.CommitDone(
@@ -300,7 +293,7 @@ class Node:
                 for wire in self.coord.read_batches(first):
                     self.post(m.CatchUpFetched(batch_from_pb(wire)))
             except LogTrimmed as e:
-                if self.peers.fetch_from_peers(first, e.first_available_event - 1) < 0:
+                if not self.peers.fetch_from_peers(first, e.first_available_event - 1):
                     self.post(m.CatchUpDone(0, epoch, error=f"no live peer holds events {first}.. : {e}"))
                     return
                 for wire in self.coord.read_batches(e.first_available_event):
@@ -326,7 +319,7 @@ class Node:
         except CoordinationError as e:
             log.warning("etcd request failed", extra={"what": what, "error": str(e)})
 
-    def _on_master(self, info: MasterInfo | None, revision: int = 0) -> None:
+    def _on_master(self, info: MasterInfo | None, revision: int) -> None:
         if info is None:
             self.post(m.MasterObserved(None, 0, revision))
         else:
@@ -343,7 +336,8 @@ class Node:
                   "effects_fenced": self.effects_fenced, "grpc": self.grpc_address,
                   "udp": self.udp_address, "data": str(self.cfg.data_dir),
                   "runtime_pid": self.runtime.pid, "datagrams_shed": self.datagrams_shed,
-                  "datagrams_malformed": self.ingress.malformed}  # fmt: skip
+                  "datagrams_malformed": self.ingress.malformed,
+                  "effects_send_errors": self.ingress.send_errors}  # fmt: skip
         with self._lock:
             self._status = status
         if self.core.role != MASTER:
@@ -372,19 +366,22 @@ class Node:
         with self._lock:
             self._streams.pop(stream_id, None)
 
-    def poke(self, jam: bytes) -> str:
-        """Offer a jammed event; '' when the master took it, else why not."""
+    def poke(self, jam: bytes, timeout_s: float = 10.0) -> str:
+        """Offer a jammed event to the core; '' once the master runs it, else why not. The size is
+        checked before anything is decoded, so an oversized blob is never cued."""
         if len(jam) > self.cfg.max_event_bytes:
             return f"event of {len(jam)} bytes exceeds the limit of {self.cfg.max_event_bytes} bytes"
-        if self.status().get("role") != MASTER:
-            return f"this node is not the master (role {self.status().get('role')})"
         try:
             noun = cue(jam)
             split_event(noun)
         except ValueError as e:
             return f"not an event [@da [wire card]]: {e}"
-        self.post(m.IncomingEvent(Job(noun, len(jam)), len(jam), source="admin"))
-        return ""
+        job = Job(noun, len(jam), reply=Future())
+        self.post(m.IncomingEvent(job, len(jam), source="admin"))
+        try:
+            return job.reply.result(timeout=timeout_s)  # type: ignore[union-attr]
+        except TimeoutError:
+            return f"no answer from the replication core in {timeout_s} s"
 
     def _shutdown(self) -> None:
         """Stop taking events, give the key and lease back (a quick failover), then stop every reader of

@@ -233,7 +233,6 @@ class Replica:
             return  # the runtime is still applying; Applied brings us back here
         self.role = MASTER
         self._last_worked = self.durable
-        self._running = 0
         self.committed = self.durable
         ready.record_epoch = (self.epoch, self.durable + 1)
         ready.boot = self.durable == 0
@@ -265,24 +264,26 @@ class Replica:
     # ---- master: run ahead, commit, release ----------------------------------------------------
 
     def _on_IncomingEvent(self, ev: m.IncomingEvent, now_s: float, ready: m.Ready) -> None:
-        if self.role != MASTER or not self.runtime_ready:
-            self.counters["dropped"] += 1
-            return
-        if ev.size_bytes > self.cfg.max_event_bytes:
-            self.counters["refused"] += 1
-            ready.refused.append(
-                (
-                    ev.source,
-                    f"event of {ev.size_bytes} bytes exceeds the limit of {self.cfg.max_event_bytes} bytes",
-                )
-            )
-            return
-        ahead = self._running + self._last_worked - self.committed
-        if max(ahead, len(self._held)) >= self.cfg.max_run_ahead_events:  # held: waiting for acks
-            self.counters["dropped"] += 1
+        """Run the event ahead, or say why not: every event not taken is reported in `ready.refused`."""
+        reason = self._why_not_run(ev)
+        if reason:
+            self.counters["refused" if ev.size_bytes > self.cfg.max_event_bytes else "dropped"] += 1
+            ready.refused.append((ev, reason))
             return
         self._running += 1
         ready.run.append(ev.job)
+
+    def _why_not_run(self, ev: m.IncomingEvent) -> str:
+        if self.role != MASTER:
+            return f"this replica is not the master (it is {self.role})"
+        if not self.runtime_ready:
+            return "the master's runtime is restarting"
+        if ev.size_bytes > self.cfg.max_event_bytes:
+            return f"event of {ev.size_bytes} bytes exceeds the limit of {self.cfg.max_event_bytes} bytes"
+        ahead = self._running + self._last_worked - self.committed
+        if max(ahead, len(self._held)) >= self.cfg.max_run_ahead_events:  # held: waiting for acks
+            return f"{self.cfg.max_run_ahead_events} events already wait for their commit or acks"
+        return ""
 
     def _on_WorkDone(self, ev: m.WorkDone, now_s: float, ready: m.Ready) -> None:
         if self.role != MASTER or not self.runtime_ready:

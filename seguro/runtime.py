@@ -15,7 +15,8 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from seguro import ames
@@ -35,10 +36,17 @@ RESTART_BACKOFF_S = 1.0
 
 @dataclass(frozen=True)
 class Job:
-    """An event for the runtime: the noun and its size as the core counts it."""
+    """An event for the runtime: the noun, its size as the core counts it, and where to say whether the
+    master took it (admin callers wait for that; datagrams have nobody waiting)."""
 
     noun: Noun
     size_bytes: int
+    reply: Future[str] | None = field(default=None, compare=False)
+
+    def answer(self, reason: str) -> None:
+        """'' when the master runs it, else why not."""
+        if self.reply is not None and not self.reply.done():
+            self.reply.set_result(reason)
 
 
 class RuntimeWorker:

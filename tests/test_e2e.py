@@ -338,5 +338,9 @@ def test_a_malformed_admin_event_is_refused_and_nothing_fails_over(cluster: Clus
     for bad, reason in [(b"\x00\x00", "not an event"), (jam((1, 2)), "not an event")]:
         reply = _poke(master["grpc"], bad)
         assert not reply.accepted and reason in reply.error
+    follower = next(n for n in cluster.state["nodes"] if n["id"] != master["id"])
+    event = jam((da_from_unix(time.time()), ((cord("blob"), 0), (cord("blob"), 7))))
+    reply = _poke(follower["grpc"], event)
+    assert not reply.accepted and "not the master" in reply.error
     cluster.send(50)
     assert cluster.master()["epoch"] == master["epoch"], "a bad event cost a failover"

@@ -202,7 +202,8 @@ def test_follower_refuses_a_stale_epoch_and_leaves_gaps_to_the_sender() -> None:
 def test_followers_drop_datagrams_and_count_them() -> None:
     s = Script()
     s.follower_with_lease()
-    assert s.step(m.IncomingEvent(job="x", size_bytes=1)).run == []
+    ready = s.step(m.IncomingEvent(job="x", size_bytes=1))
+    assert ready.run == [] and "not the master" in ready.refused[0][1]
     assert s.r.counters["dropped"] == 1
 
 

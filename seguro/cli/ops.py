@@ -26,10 +26,15 @@ def ask_etcd(view: Callable[[str, str], T], etcd: str, ship: str) -> T:
         raise click.ClickException(str(e)) from None
 
 
+def etcd_view_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--etcd, --ship and --json, which every read-only view takes."""
+    command = click.option("--json", "as_json", is_flag=True)(command)
+    command = click.option("--ship", required=True)(command)
+    return click.option("--etcd", required=True, help="Comma-separated etcd client URLs.")(command)
+
+
 @click.command("leader")
-@click.option("--etcd", required=True, help="Comma-separated etcd client URLs.")
-@click.option("--ship", required=True)
-@click.option("--json", "as_json", is_flag=True)
+@etcd_view_options
 def leader(etcd: str, ship: str, as_json: bool) -> None:
     """Show the ship's master: id, epoch (fencing token), lease, TTL remaining."""
     info = ask_etcd(leader_info, etcd, ship)
@@ -47,9 +52,7 @@ def leader(etcd: str, ship: str, as_json: bool) -> None:
 
 
 @click.command("status")
-@click.option("--etcd", required=True, help="Comma-separated etcd client URLs.")
-@click.option("--ship", required=True)
-@click.option("--json", "as_json", is_flag=True)
+@etcd_view_options
 def status(etcd: str, ship: str, as_json: bool) -> None:
     """Every replica: role, durable event, applied event, lag behind etcd's head."""
     report = ask_etcd(status_rows, etcd, ship)
