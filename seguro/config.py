@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import shlex
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 from seguro.coordination import parse_endpoints
@@ -94,9 +95,19 @@ class NodeConfig:
             raise ConfigError(f"missing settings: {', '.join(missing)}")
         etcd = values["etcd"]
         values["etcd"] = tuple(etcd.split(",") if isinstance(etcd, str) else etcd)  # type: ignore[union-attr]
-        values["runtime"] = tuple(values.get("runtime", ()))  # type: ignore[arg-type]
+        runtime = values.get("runtime", ())  # a command line, or a list of its words
+        values["runtime"] = tuple(shlex.split(runtime) if isinstance(runtime, str) else runtime)  # type: ignore[arg-type]
         values["data_dir"] = Path(values["data_dir"])  # type: ignore[arg-type]
-        try:
-            return cls(**values)  # type: ignore[arg-type]
-        except TypeError as e:
-            raise ConfigError(str(e)) from None
+        _check_types(cls, values)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _check_types(cls: type, values: dict[str, object]) -> None:
+    """A number where a number belongs, a name where a name belongs: say which setting is wrong."""
+    for f in fields(cls):
+        if f.name not in values or f.default is MISSING or isinstance(f.default, tuple):
+            continue
+        want: tuple[type, ...] = (int, float) if isinstance(f.default, float) else (type(f.default),)
+        value = values[f.name]
+        if not isinstance(value, want) or isinstance(value, bool):
+            raise ConfigError(f"{f.name} must be {' or '.join(t.__name__ for t in want)}, got {value!r}")

@@ -40,7 +40,16 @@ class Node:
         self.cfg, self.node_id, self.clock = cfg, cfg.node_id, clock or SystemClock()
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.eventlog = EventLog(cfg.data_dir)
-        self._check_ship()
+        try:
+            self._check_ship()
+            self._setup(cfg)
+        except BaseException:  # a port in use, say: release what was taken, then report
+            if hasattr(self, "ingress"):
+                self.ingress.close()
+            self.eventlog.close()
+            raise
+
+    def _setup(self, cfg: NodeConfig) -> None:
         self.core = Replica(self._core_config(), durable_event=self.eventlog.last_event())
         # Control events (etcd replies, runtime results) go before datagrams: a flood must never delay
         # the keepalive replies that keep the deadline, nor the commits that release effects.

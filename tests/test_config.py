@@ -29,12 +29,25 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         ({"ack_replicas": -1}, "ack_replicas must be >= 0"),
         ({"max_event_bytes": 10}, "max_event_bytes must be in"),
         ({"colour": "blue"}, "unknown settings ['colour']"),
+        ({"lease_ttl_s": "three"}, "lease_ttl_s must be int, got 'three'"),
+        ({"lease_margin_s": True}, "lease_margin_s must be int or float"),
+        ({"grpc": 7000}, "grpc must be str"),
     ],
 )
 def test_wrong_settings_are_named(override: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         NodeConfig.load(None, {**BASE, **override})
     assert message in str(caught.value)
+
+
+def test_a_runtime_command_is_split_like_a_shell_line(tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text('runtime = "/opt/my vere/urbit-worker serf --flag"\n')
+    cfg = NodeConfig.load(path, {**BASE})
+    assert cfg.runtime == ("/opt/my", "vere/urbit-worker", "serf", "--flag")
+    cfg = NodeConfig.load(path, {**BASE, "runtime": "'/opt/my vere/urbit-worker' serf"})
+    assert cfg.runtime == ("/opt/my vere/urbit-worker", "serf")
+    assert NodeConfig.load(None, {**BASE, "runtime": ["a b", "c"]}).runtime == ("a b", "c")
 
 
 def test_missing_settings_are_listed() -> None:

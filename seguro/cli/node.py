@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from seguro.config import ConfigError, NodeConfig
+from seguro.eventlog import EventLogError
 from seguro.logs import setup_logging
 
 
@@ -52,8 +53,7 @@ def run(
 ) -> None:
     """Host one replica: local RocksDB log, ship runtime, etcd lease, gRPC and UDP endpoints."""
     setup_logging(log_level)
-    if runtime_cmd:
-        flags["runtime"] = tuple(runtime_cmd.split())
+    flags["runtime"] = runtime_cmd
     try:
         cfg = NodeConfig.load(config_path, flags)
     except ConfigError as e:
@@ -62,7 +62,7 @@ def run(
 
     try:
         node = Node(cfg)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EventLogError) as e:
         raise click.ClickException(str(e)) from None
     signal.signal(signal.SIGTERM, lambda *_: node.stop())
     signal.signal(signal.SIGINT, lambda *_: node.stop())
