@@ -114,7 +114,8 @@ class VerifyReport:
         )
         if self.ok:
             return f"ok: {head}, {self.epochs} epochs"
-        return f"BAD: {head}, {self.problems_total} problems; first: {self.problems[0]}"
+        first = f"; first: {self.problems[0]}" if self.problems else ""
+        return f"BAD: {head}, {self.problems_total} problems{first}"
 
     def to_dict(self) -> dict[str, Any]:
         fields = asdict(self)
@@ -169,7 +170,10 @@ class EventLog:
         if create:
             self.path.mkdir(parents=True, exist_ok=True)
         exists = (self.path / "CURRENT").exists()
-        families = set(rocksdict.Rdict.list_cf(str(self.path))) if exists else {"default", META_CF}
+        try:
+            families = set(rocksdict.Rdict.list_cf(str(self.path))) if exists else {"default", META_CF}
+        except Exception as exc:  # a damaged CURRENT or MANIFEST: say so, not a traceback
+            raise _open_error(self.path, exc) from None
         if META_CF not in families:
             raise EventLogError(f"{self.path} is a RocksDB database but not an event log (no '{META_CF}')")
         column_families = {name: rocksdict.Options(raw_mode=True) for name in sorted(families - {"default"})}

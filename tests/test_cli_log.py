@@ -152,3 +152,44 @@ def test_real_process_verify_beside_a_running_writer(tmp_path: Path) -> None:
         )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ok: events 1..4 (4 records")
+
+
+def _damaged_log(data: Path) -> None:
+    """2,000 events, then 64 bytes of garbage in the middle of the SST file that holds them."""
+    with EventLog(data) as log:
+        for first in range(1, 2001, 100):
+            log.append(first, [value(hear(T0_UNIX_S + first, b"x" * 900))] * 100)
+    db = rocksdict.Rdict(str(data / "log"), rocksdict.Options(raw_mode=True),
+                         {"meta": rocksdict.Options(raw_mode=True)})  # fmt: skip
+    db.flush()
+    db.close()
+    sst = max((data / "log").glob("*.sst"), key=lambda file: file.stat().st_size)
+    with sst.open("r+b") as file:
+        file.seek(sst.stat().st_size // 2)
+        file.write(b"\xff" * 64)
+
+
+def test_dump_of_damaged_storage_says_so_instead_of_a_traceback(tmp_path: Path) -> None:
+    _damaged_log(tmp_path)
+    result = CliRunner().invoke(main, ["log", "dump", "--data", str(tmp_path)])
+    assert result.exit_code == 1 and "storage error" in result.output and "seguro log verify" in result.output
+    assert isinstance(result.exception, SystemExit)  # a clean exit, not a traceback
+
+
+def test_a_damaged_manifest_is_a_clear_error(tmp_path: Path) -> None:
+    with EventLog(tmp_path) as log:
+        log.append(1, [value(0)])
+    (tmp_path / "log" / "CURRENT").write_text("MANIFEST-999999\n")
+    for command in ("verify", "dump"):
+        result = CliRunner().invoke(main, ["log", command, "--data", str(tmp_path)])
+        assert result.exit_code == 1 and "cannot open event log" in result.output, result.output
+
+
+def test_bad_ranges_and_counts_are_usage_errors(tmp_path: Path) -> None:
+    with EventLog(tmp_path) as log:
+        log.append(1, [value(0)])
+    runner = CliRunner()
+    result = runner.invoke(main, ["log", "dump", "--data", str(tmp_path), "--from", "5", "--to", "2"])
+    assert result.exit_code == 2 and "--from 5 is after --to 2" in result.output
+    result = runner.invoke(main, ["log", "verify", "--data", str(tmp_path), "--max-problems", "0"])
+    assert result.exit_code == 2

@@ -166,7 +166,9 @@ def group() -> None:
 @group.command("verify")
 @click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path), help="Node data dir.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-@click.option("--max-problems", default=10, show_default=True, help="Problems to list.")
+@click.option(
+    "--max-problems", default=10, show_default=True, type=click.IntRange(min=1), help="Problems to list."
+)
 @click.option(
     "--canonical", is_flag=True, help="Also require each jam to be exactly what jam writes (slower)."
 )
@@ -194,29 +196,34 @@ def verify(data_dir: Path, as_json: bool, max_problems: int, canonical: bool) ->
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event (JSON Lines).")
 def dump(data_dir: Path, from_event: int | None, to_event: int | None, as_json: bool) -> None:
     """Print events: number, mug (hex) and a readable rendering. Exit 1 if a record does not decode."""
+    if from_event is not None and to_event is not None and from_event > to_event:
+        raise click.UsageError(f"--from {from_event} is after --to {to_event}")
     bad = 0
     with _open(data_dir) as log:
-        for event, fields in _dump_rows(log, from_event, to_event, decode_record):
-            bad += "error" in fields
-            if as_json:
-                click.echo(json.dumps({"event": event} | fields))
-            elif "error" in fields:
-                click.echo(f"{event} CORRUPT {fields['error']}")
-            else:
-                click.echo(f"{event} {fields['mug']} {describe_line(fields)}")
+        try:
+            for event, fields in _dump_rows(log, from_event, to_event):
+                bad += "error" in fields
+                if as_json:
+                    click.echo(json.dumps({"event": event} | fields))
+                elif "error" in fields:
+                    click.echo(f"{event} CORRUPT {fields['error']}")
+                else:
+                    click.echo(f"{event} {fields['mug']} {describe_line(fields)}")
+        except EventLogError as exc:  # damaged storage: what was printed stands, the rest cannot be read
+            raise click.ClickException(f"{exc}; run `seguro log verify`") from None
     if bad:
         click.echo(f"{bad} records could not be decoded; run `seguro log verify`", err=True)
         raise SystemExit(1)
 
 
 def _dump_rows(
-    log: EventLog, from_event: int | None, to_event: int | None, decode: Any
+    log: EventLog, from_event: int | None, to_event: int | None
 ) -> Iterator[tuple[int | str, dict[str, Any]]]:
     """(event, fields) per stored record; a malformed key shows as its hex, a bad record as an error."""
     for key, value in log.scan(from_event, to_event):
         event: int | str = key_event(key) or f"key:{key[:16].hex()}"
         try:
-            record = decode(value)
+            record = decode_record(value)
         except (ValueError, RecursionError, MemoryError) as exc:
             yield event, {"error": f"{type(exc).__name__}: {exc}", "bytes": len(value)}
             continue
