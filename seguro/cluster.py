@@ -7,13 +7,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from seguro import processes
 from seguro.coordination import CoordinationError, Coordinator
 from seguro.etcd_server import EtcdCluster, stop_from_state
 
@@ -122,7 +122,7 @@ def restart_node(workdir: Path, node_id: str) -> NodeProc:
     old = next((n for n in state["nodes"] if n["id"] == node_id), None)
     if old is None:
         raise ClusterError(f"no node {node_id} in {workdir}")
-    if pid_alive(old["pid"]):
+    if is_our_node(old):
         raise ClusterError(f"node {node_id} is still running (pid {old['pid']})")
     # Same addresses as before: peers and the load balancer know the ship by its UDP address.
     args = ["--ttl", str(state["ttl"]), "--grpc", old["grpc"], "--udp", old["udp"], *state["extra"]]
@@ -143,43 +143,17 @@ def add_node(workdir: Path, node_id: str, extra: list[str]) -> NodeProc:
     return proc
 
 
-def stop_pid(pid: int, timeout_s: float = 10.0) -> None:
-    """SIGCONT (a stopped process cannot die), SIGTERM, then SIGKILL after timeout_s."""
-    for sig in (signal.SIGCONT, signal.SIGTERM):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and pid_alive(pid):
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        finished, _ = os.waitpid(pid, os.WNOHANG)  # reap our own children
-        if finished:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
-            return False
-    return True
+def is_our_node(node: dict) -> bool:
+    """The recorded pid still runs that node (after a reboot it may be anybody else's process)."""
+    return processes.pid_alive(node["pid"]) and processes.runs_with(node["pid"], "node", "run", node["data"])
 
 
 def down(workdir: Path) -> list[int]:
     """Stop every node and etcd member the cluster in `workdir` started; returns the pids stopped."""
     stopped: list[int] = []
     with contextlib.suppress(ClusterError):
-        for node in read_state(workdir)["nodes"]:
-            if pid_alive(node["pid"]):
-                stop_pid(node["pid"])
-                stopped.append(node["pid"])
+        stopped = [n["pid"] for n in read_state(workdir)["nodes"] if is_our_node(n)]
+        processes.stop(stopped, timeout_s=10.0, group=True)
     if (workdir / "etcd.json").exists():
         stopped += stop_from_state(workdir / "etcd.json")
     (workdir / STATE_FILE).unlink(missing_ok=True)

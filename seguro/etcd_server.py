@@ -22,6 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from seguro import processes
+from seguro.processes import cmdline
+
 ETCD_BINARY = "etcd"
 HEALTH_TIMEOUT_S = 20.0
 START_ATTEMPTS = 3
@@ -123,6 +126,11 @@ def is_healthy(client_url: str, timeout_s: float = 0.5) -> bool:
         return False
 
 
+def is_leader(status: dict | None) -> bool:
+    """A member's status says it is the raft leader."""
+    return bool(status) and status.get("leader") == status.get("header", {}).get("member_id")  # type: ignore[union-attr]
+
+
 def member_status(client_url: str, timeout_s: float = 0.5) -> dict | None:
     """The member's /v3/maintenance/status answer (member_id, leader, ...), or None when unreachable."""
     request = urllib.request.Request(f"{client_url}/v3/maintenance/status", data=b"{}", method="POST")
@@ -166,8 +174,10 @@ class EtcdCluster:
             for m in self._members:
                 shutil.rmtree(m.data_dir, ignore_errors=True)
                 m.log_path.unlink(missing_ok=True)
-            self._procs = [self._spawn(m) for m in self._members]
+            self._procs = []
             try:
+                for m in self._members:  # one at a time: stop() must see every member that did start
+                    self._procs.append(self._spawn(m))
                 self._wait_healthy(range(self.size), timeout_s)
                 return self
             except EtcdStartError as e:
@@ -234,8 +244,7 @@ class EtcdCluster:
         for i, m in enumerate(self._members):
             if not self.is_running(i):
                 continue
-            status = member_status(m.client_url)
-            if status and status.get("leader") == status.get("header", {}).get("member_id"):
+            if is_leader(member_status(m.client_url)):
                 return i
         return None
 
@@ -253,9 +262,6 @@ class EtcdCluster:
     @property
     def pids(self) -> list[int | None]:
         return [p.pid if p is not None and p.poll() is None else None for p in self._procs]
-
-    def log_path(self, i: int) -> Path:
-        return self._members[i].log_path
 
     def state(self) -> dict:
         """What `stop_from_state` needs after this process has gone (pids[i] is None for a dead member)."""
@@ -288,6 +294,11 @@ class EtcdCluster:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        except OSError as e:  # etcd not installed, not executable
+            raise EtcdStartError(
+                f"cannot start {ETCD_BINARY} ({e}); install it (Debian/Ubuntu: apt-get install etcd-server) "
+                "or run `bash scripts/setup.sh`"
+            ) from None
         finally:
             log.close()
 
@@ -327,35 +338,14 @@ def load_state(path: Path) -> dict:
 
 def _is_our_etcd(pid: int, data_dirs: list[str]) -> bool:
     """Guard against pid reuse: the process must be etcd running on one of the cluster's data dirs."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    args = [a.decode("utf-8", "replace") for a in argv]
-    return bool(args) and os.path.basename(args[0]) == ETCD_BINARY and any(d in args for d in data_dirs)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) no longer runs etcd.
-    with contextlib.suppress(OSError):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return fields[0] != "Z"
-    return True
+    argv = cmdline(pid)
+    return bool(argv) and os.path.basename(argv[0]) == ETCD_BINARY and any(d in argv for d in data_dirs)
 
 
 def _leader_first(pids: list[int | None], client_urls: list[str]) -> list[int]:
     """Live pids ordered with the raft leader's first (see EtcdCluster.stop for why)."""
-    leader = None
-    for pid, url in zip(pids, client_urls, strict=True):
-        status = member_status(url) if pid is not None else None
-        if status and status.get("leader") == status.get("header", {}).get("member_id"):
-            leader = pid
+    leader = next((pid for pid, url in zip(pids, client_urls, strict=True)
+                   if pid is not None and is_leader(member_status(url))), None)  # fmt: skip
     return sorted((p for p in pids if p is not None), key=lambda p: p != leader)
 
 
@@ -366,17 +356,6 @@ def stop_from_state(path: Path, timeout_s: float = 5.0) -> list[int]:
     """
     state = load_state(path)
     pids = [p if p is not None and _is_our_etcd(p, state["data_dirs"]) else None for p in state["pids"]]
-    for pid in (p for p in pids if p is not None):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGCONT)
     ordered = _leader_first(pids, state["client_urls"])
-    deadline = time.monotonic() + timeout_s
-    for pid in ordered:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        while _pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if _pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    processes.stop(ordered, timeout_s, one_at_a_time=True)
     return ordered

@@ -13,14 +13,9 @@ from pathlib import Path
 import pytest
 
 from seguro.etcd_server import EtcdCluster, EtcdStartError, free_ports, is_healthy, stop_from_state
+from seguro.processes import pid_alive
 
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+_alive = pid_alive
 
 
 def _wait(cond, timeout_s: float = 10.0) -> bool:
