@@ -340,9 +340,13 @@ class Coordinator:
             raise FenceLost(f"trim below {before_event}: master no longer has epoch {epoch}")
         return replies[0].response_delete_range.deleted
 
-    def compact(self) -> int:
-        """Compact etcd's history up to the current revision (frees space after trim); returns it."""
-        revision = self._call("compact", self._client.get_response, self.keys.head).header.revision
+    def revision(self) -> int:
+        """etcd's current store revision."""
+        return self._call("revision", self._client.get_response, self.keys.head).header.revision
+
+    def compact(self, revision: int) -> int:
+        """Compact etcd's history up to `revision` (frees what trim deleted); returns it. Reads pinned to an
+        older revision (a catch-up paging through batches) fail after this: pass a revision old enough."""
         try:
             self._call("compact", self._client.compact, revision)
         except CoordinationError as e:

@@ -71,6 +71,7 @@ class Node:
         self._background = ThreadPoolExecutor(1, thread_name_prefix="seguro-status")
         self._status_busy = threading.Event()
         self._last_warning_s: dict[str, float] = {}
+        self._compact_to = 0  # etcd revision of the previous trim
         self.runtime = RuntimeWorker(
             self.eventlog, self.post, pier=cfg.data_dir / "pier", argv=cfg.runtime,
             stderr_path=cfg.data_dir / "runtime.log", timeout_s=cfg.runtime_timeout_s,
@@ -314,9 +315,13 @@ class Node:
         self.post(m.CatchUpDone(head, epoch))
 
     def _trim(self, epoch: int, below: int) -> None:
+        """Delete batches below `below`, and compact history up to the previous trim's revision: one trim
+        interval back, so a catch-up that is paging through batches at its revision is not cut off."""
         try:
             deleted = self.coord.trim(epoch, below)
-            self.coord.compact()
+            if self._compact_to:
+                self.coord.compact(self._compact_to)
+            self._compact_to = self.coord.revision()
         except CoordinationError as e:
             log.warning("trim failed", extra={"below": below, "error": str(e)})
             return
