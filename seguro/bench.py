@@ -31,11 +31,11 @@ import pyetcd
 import rocksdict
 
 from seguro import cluster as local
-from seguro.coordination import GRPC_MAX_RECEIVE_BYTES, Coordinator, parse_endpoints
+from seguro.config import parse_hostport
+from seguro.coordination import Coordinator, etcd_client
 from seguro.demo import Peer
 from seguro.etcd_server import EtcdCluster
 from seguro.eventlog import EventLog
-from seguro.proto.seguro.v1 import replication_pb2 as pb
 
 VALUE_BYTES = 1024
 BATCH_RECORDS = 100
@@ -114,30 +114,14 @@ def timed_loop(step: Callable[[], None], count: int, budget_s: float) -> list[fl
 # ---- etcd -------------------------------------------------------------------------------------------------
 
 
-def raw_etcd_client(endpoints: str) -> pyetcd.MultiEndpointEtcd3Client:
-    """A plain pyetcd client built exactly as Coordinator builds its own, without Seguro's layer."""
-    opts = [("grpc.max_receive_message_length", GRPC_MAX_RECEIVE_BYTES)]
-    eps = [
-        pyetcd.Endpoint(h, p, secure=False, time_retry=1.0, opts=opts) for h, p in parse_endpoints(endpoints)
-    ]
-    return pyetcd.MultiEndpointEtcd3Client(eps, timeout=2.0, failover=True)
-
-
-def make_batch(epoch: int, first_event: int, values: list[bytes]) -> pb.Batch:
-    """A batch as the node hands it to Coordinator.append: inline records, numbered from first_event."""
-    records = [pb.Record(event=first_event + i, data=v) for i, v in enumerate(values)]
-    return pb.Batch(epoch=epoch, first_event=first_event, records=records)
-
-
 class Appender:
-    """The master's side of Coordinator.append: holds the epoch and the head it expects next."""
+    """The master's side of a commit (Coordinator.append_records): holds the epoch and the expected head."""
 
     def __init__(self, coord: Coordinator, epoch: int, values: list[bytes]) -> None:
         self.coord, self.epoch, self.values, self.head = coord, epoch, values, 0
 
     def __call__(self) -> None:
-        batch = make_batch(self.epoch, self.head + 1, self.values)
-        result = self.coord.append(self.epoch, self.head, batch)
+        result = self.coord.append_records(self.epoch, self.head, self.values)
         if not result.ok:
             raise BenchError(f"append after event {self.head} refused: {result}")
         self.head = result.head_event
@@ -167,14 +151,14 @@ def bench_etcd(workdir: Path, plan: Plan, echo: Echo) -> dict[str, dict[str, flo
 
 def measure_etcd(endpoints: str, plan: Plan, echo: Echo) -> dict[str, dict[str, float]]:
     values = [os.urandom(VALUE_BYTES) for _ in range(BATCH_RECORDS)]
-    raw, coord = raw_etcd_client(endpoints), Coordinator(endpoints, BENCH_SHIP)
+    raw, coord = etcd_client(endpoints, timeout_s=2.0), Coordinator(endpoints, BENCH_SHIP)
     try:
         lease = coord.grant_lease(LEASE_TTL_S)
         master = coord.campaign("bench", lease, {})
         if master is None:
             raise BenchError("campaign lost on a fresh etcd")
         append = Appender(coord, master.epoch, values)
-        whole = make_batch(master.epoch, 1, values).SerializeToString()
+        whole = b"".join(values)  # the batch's payload as one raw value
         small, big = RawPutter(raw, "/bench/raw1k/", values[0]), RawPutter(raw, "/bench/rawbatch/", whole)
         for warm in (small, big, append):  # connections and first-request costs out of the figures
             timed_loop(warm, 3, plan.etcd_round_s)
@@ -251,11 +235,6 @@ def bench_rocksdb(workdir: Path, plan: Plan, echo: Echo) -> dict[str, dict[str, 
 # ---- end to end -------------------------------------------------------------------------------------------
 
 
-def _address(hostport: str) -> tuple[str, int]:
-    host, port = hostport.rsplit(":", 1)
-    return host, int(port)
-
-
 def wait_reply(peer: Peer, seen: int, deadline: float) -> float | None:
     """Arrival time (monotonic, stamped by the peer's receiver) of the first reply after `seen` replies."""
     while time.monotonic() < deadline:
@@ -318,7 +297,7 @@ def bench_e2e(workdir: Path, plan: Plan, echo: Echo) -> dict[str, dict[str, floa
     peer: Peer | None = None
     try:
         state = local.up(work, replicas=3, ttl_s=3)
-        peer = Peer({n["id"]: _address(n["udp"]) for n in state["nodes"]})
+        peer = Peer({n["id"]: parse_hostport("udp", n["udp"]) for n in state["nodes"]})
         echo(
             f"e2e: latency, one datagram at a time, <= {plan.latency_rate_per_s:.0f}/s for {plan.latency_s} s"
         )

@@ -68,6 +68,16 @@ log = logging.getLogger(__name__)
 # ---- imperative shell -------------------------------------------------------------------------------------
 
 
+def etcd_client(endpoints: list[str] | str, timeout_s: float) -> pyetcd.MultiEndpointEtcd3Client:
+    """The pyetcd client Seguro uses: every endpoint, failover on, and a 1 s wait before a failed endpoint
+    is tried again (pyetcd's default of 300 s leaves a one-endpoint client dead after any blip)."""
+    opts = [("grpc.max_receive_message_length", GRPC_MAX_RECEIVE_BYTES)]
+    eps = [
+        pyetcd.Endpoint(h, p, secure=False, time_retry=1.0, opts=opts) for h, p in parse_endpoints(endpoints)
+    ]
+    return pyetcd.MultiEndpointEtcd3Client(eps, timeout=timeout_s, failover=True)
+
+
 class Coordinator:
     """One ship's coordination state in etcd. Thread-safe enough to share between a keepalive thread and an
     append thread (gRPC stubs are thread-safe; calls are not serialized)."""
@@ -80,12 +90,7 @@ class Coordinator:
         self.timeout_s = timeout_s
         self.retry_budget_s = retry_budget_s
         self._netlocs = [f"{h}:{p}" for h, p in parse_endpoints(endpoints)]
-        opts = [("grpc.max_receive_message_length", GRPC_MAX_RECEIVE_BYTES)]
-        eps = [
-            pyetcd.Endpoint(h, p, secure=False, time_retry=1.0, opts=opts)
-            for h, p in parse_endpoints(endpoints)
-        ]
-        self._client = pyetcd.MultiEndpointEtcd3Client(eps, timeout=timeout_s, failover=True)
+        self._client = etcd_client(endpoints, timeout_s)
         self._t = self._client.transactions
         self._watches: list[MasterWatch] = []
 

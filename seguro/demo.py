@@ -18,6 +18,7 @@ from pathlib import Path
 
 from seguro import cluster as local
 from seguro.admin import leader_info, status_rows
+from seguro.config import parse_hostport
 from seguro.coordination import CoordinationError
 from seguro.eventlog import EventLog
 
@@ -70,11 +71,6 @@ class Peer:
         self._stop.set()
         self._rx.join(1.0)
         self.sock.close()
-
-
-def _addr(hostport: str) -> tuple[str, int]:
-    host, port = hostport.rsplit(":", 1)
-    return host, int(port)
 
 
 def _show(echo: Callable[[str], None], etcd: str, ship: str, t0: float, peer: Peer) -> dict | None:
@@ -144,7 +140,7 @@ def run_demo(workdir: Path | None, keep: bool, seconds: float, echo: Callable[[s
     echo(f"Seguro demo in {work}: 3-member etcd, 3 replicas of ship 'zod', lease TTL 3 s")
     state = local.up(work, replicas=3, ttl_s=3)
     etcd, ship = state["etcd"], state["ship"]
-    peer = Peer({n["id"]: _addr(n["udp"]) for n in state["nodes"]})
+    peer = Peer({n["id"]: parse_hostport("udp", n["udp"]) for n in state["nodes"]})
     problems: list[str] = []
     t0 = time.monotonic()
     try:

@@ -20,6 +20,7 @@ import pytest
 
 from seguro import cluster as local
 from seguro.admin import leader_info, status_rows
+from seguro.config import parse_hostport
 from seguro.coordination import Coordinator, LogTrimmed
 from seguro.demo import Peer, compare_logs
 from seguro.eventlog import EventLog
@@ -46,7 +47,7 @@ class Cluster:
         self.workdir = workdir
         self.state = local.up(workdir, replicas=replicas, ttl_s=TTL_S, extra=extra)
         self.etcd, self.ship = self.state["etcd"], self.state["ship"]
-        self.peer = Peer({n["id"]: local_addr(n["udp"]) for n in self.state["nodes"]})
+        self.peer = Peer({n["id"]: parse_hostport("udp", n["udp"]) for n in self.state["nodes"]})
 
     def node(self, node_id: str) -> dict:
         return next(n for n in local.read_state(self.workdir)["nodes"] if n["id"] == node_id)
@@ -79,11 +80,6 @@ class Cluster:
         local.down(self.workdir)
 
 
-def local_addr(hostport: str) -> tuple[str, int]:
-    host, port = hostport.rsplit(":", 1)
-    return host, int(port)
-
-
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     c = Cluster(tmp_path / "cluster")
@@ -105,7 +101,7 @@ def test_cli_cluster_commits_10000_events_with_identical_logs(tmp_path: Path) ->
         ask = [*seguro, "leader", "--etcd", state["etcd"], "--ship", "zod", "--json"]
         leader = json.loads(subprocess.run(ask, capture_output=True, text=True, timeout=30).stdout)
         assert set(leader) >= {"id", "epoch", "lease", "ttl_remaining"} and leader["id"] in {"n0", "n1", "n2"}
-        peer = Peer({n["id"]: local_addr(n["udp"]) for n in state["nodes"]})
+        peer = Peer({n["id"]: parse_hostport("udp", n["udp"]) for n in state["nodes"]})
         try:
             deadline = time.monotonic() + 180
             while len(peer.acks) < 10_000 and time.monotonic() < deadline:
