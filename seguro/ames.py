@@ -142,11 +142,16 @@ def effect_to_datagram(effect: Noun) -> tuple[tuple[str, int], bytes] | None:
 
 
 def effects_to_datagrams(effects: Noun | list[Noun]) -> list[tuple[tuple[str, int], bytes]]:
-    """Every datagram the %send effects in `effects` ask for (a Python list or a noun list)."""
+    """Every datagram the %send effects in `effects` ask for (a Python list or a noun list). The event is
+    already done when its effects are read: a malformed effect is skipped and logged, never fatal."""
     items = effects if isinstance(effects, list) else to_list(effects)
     datagrams: list[tuple[tuple[str, int], bytes]] = []
     for effect in items:
-        datagram = effect_to_datagram(effect)
+        try:
+            datagram = effect_to_datagram(effect)
+        except AmesError as exc:
+            log.warning("skipping a malformed effect", extra={"reason": str(exc)[:200]})
+            continue
         if datagram is not None:
             datagrams.append(datagram)
     return datagrams

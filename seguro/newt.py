@@ -42,7 +42,7 @@ def decode_noun(payload: bytes) -> Noun:
     """Cue one frame's payload; any failure becomes NewtError so callers see a single error type."""
     try:
         return cue(payload)
-    except Exception as exc:  # noqa: BLE001 - any cue failure means the peer sent garbage
+    except ValueError as exc:  # cue's one error: the peer sent garbage
         raise NewtError(f"newt payload is not a valid jam ({len(payload)} bytes): {exc}") from exc
 
 

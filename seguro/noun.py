@@ -172,7 +172,9 @@ def _cell_keys(root: tuple) -> dict[int, int]:
 
 
 def _itself(atom: int) -> int:
-    return atom
+    """An atom is its own value number; anything else is refused here, before it could alias a cell's
+    (negative) number or an equal int (1.0) and be written as a back-reference it is not."""
+    return atom if atom.__class__ is int and atom >= 0 else _bad_atom(atom)
 
 
 def jam(noun: Noun) -> bytes:

@@ -34,6 +34,7 @@ from typing import IO
 
 from seguro import newt
 from seguro.noun import Noun, cord, from_list
+from seguro.record import split_event
 from seguro.serf_protocol import (
     PeekBail,
     PlayBail,
@@ -46,7 +47,6 @@ from seguro.serf_protocol import (
     SerfTimeout,
     WorkBail,
     WorkDone,
-    describe,
     parse_live,
     parse_peek,
     parse_play,
@@ -123,6 +123,8 @@ class Serf:
             raise SerfError(f"could not start serf {self.argv!r}: {exc}") from exc
         self._in_fd = self._proc.stdin.fileno()  # type: ignore[union-attr]
         os.set_blocking(self._in_fd, False)
+        self._writable = select.poll()
+        self._writable.register(self._in_fd, select.POLLOUT)
         self._reader = threading.Thread(
             target=self._read_loop, args=(self._proc.stdout, newt.FrameDecoder(max_frame_bytes)), daemon=True
         )
@@ -250,8 +252,7 @@ class Serf:
             raise SerfBusy(
                 f"{len(self._pending)} jobs in flight (max {self.max_in_flight}); take results first"
             )
-        if not (isinstance(job, tuple) and isinstance(job[0], int) and isinstance(job[1], tuple)):
-            raise ValueError(f"job must be [@da [wire card]], got {describe(job)}")
+        split_event(job)  # RecordError (a ValueError) before anything is sent: the serf stays usable
         self._send((cord("work"), (mil_ms, job)), timeout_s)
         self._pending.append(job)
 
@@ -299,8 +300,7 @@ class Serf:
                 raise self._break(
                     SerfTimeout(f"serf pid {self.pid} stopped reading its stdin (write timed out)")
                 )
-            _, writable, _ = select.select([], [self._in_fd], [], remaining)
-            if not writable:
+            if not self._writable.poll(remaining * 1000):  # poll, not select: no limit on the fd number
                 continue
             try:
                 view = view[os.write(self._in_fd, view) :]
@@ -308,6 +308,8 @@ class Serf:
                 continue
             except (BrokenPipeError, ConnectionResetError):
                 raise self._break(self._died("serf closed its stdin")) from None
+            except OSError as exc:
+                raise self._break(self._died(f"write to serf failed: {exc}")) from None
 
     def _recv(self, timeout_s: float | None) -> Noun:
         """The next non-log message, or SerfTimeout/SerfDied/SerfProtocolError."""
@@ -360,7 +362,7 @@ class Serf:
                         self._inbox.put(message)
         except newt.NewtError as exc:
             self._inbox.put(SerfProtocolError(f"bad frame from serf: {exc}"))
-        except (OSError, ValueError) as exc:  # fd closed under us by kill(): nobody is listening
+        except OSError as exc:  # fd closed under us by kill(): nobody is listening
             self._inbox.put(_EOF)
             log.debug("serf reader stopped", extra={"reason": str(exc)})
         except Exception as exc:  # noqa: BLE001 - a reader bug must surface as an error, not a hang

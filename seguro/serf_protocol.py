@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seguro.noun import Noun, cord, to_list, uncord, untape
+from seguro.noun import Noun, atom_bytes, cord, to_list, uncord, untape
+from seguro.record import RecordError, split_event
 
 SUPPORTED_PROTOCOL = 1
 _DESCRIBE_NODES = 24
+_TEXT_CHARS = 2000  # log lines and error messages stay readable whatever the serf sends
 
 
 class SerfError(Exception):
@@ -126,20 +128,26 @@ def _describe_atom(atom: int) -> str:
             text = ""
         if text and all(c.isalnum() or c in "-_" for c in text):
             return "%" + text
-    return str(atom) if atom < 1 << 64 else f"0x{atom:x}"
+    if atom < 1 << 64:
+        return str(atom)
+    return f"0x{atom:x}" if atom < 1 << 256 else f"0x{atom & ((1 << 64) - 1):016x}…({atom.bit_length()} bits)"
+
+
+def _bounded(text: str, limit: int = _TEXT_CHARS) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}…({len(text)} chars)"
 
 
 def render_cord(atom: Noun) -> str:
     if not isinstance(atom, int):
         return describe(atom)
-    return atom.to_bytes((atom.bit_length() + 7) // 8, "little").decode("utf-8", errors="replace")
+    return _bounded(atom_bytes(atom).decode("utf-8", errors="replace"))
 
 
 def render_tank(tank: Noun) -> str:
     """Text of a %leaf tank (what Hoon's ~& and crashes mostly send); other tanks are described."""
     if isinstance(tank, tuple) and tank[0] == cord("leaf"):
         try:
-            return untape(tank[1])
+            return _bounded(untape(tank[1]))
         except (ValueError, TypeError):
             pass
     return describe(tank)
@@ -241,8 +249,10 @@ def parse_work(message: Noun, job: Noun, expect_eve: int) -> WorkDone:
     elif tag == cord("swap"):
         eve, mug, logged, effects = _cells(body, 4, "%work %swap", message)
         swapped = True
-        if not isinstance(logged, tuple):
-            raise _fail("%work %swap job", message)
+        try:
+            split_event(logged)  # this is what gets logged: it must be an event
+        except RecordError:
+            raise _fail("%work %swap job", message) from None
     else:
         raise _fail("%work", message)
     eve = _atom(eve, 64, "%work", message)

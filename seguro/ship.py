@@ -20,7 +20,6 @@ anything else ~.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
 import os
@@ -32,11 +31,12 @@ from pathlib import Path
 
 from seguro import ames, newt
 from seguro.noun import Noun, cord, from_list, jam, mug, tape, to_list, uncord
-from seguro.record import da_from_unix
+from seguro.record import RecordError, da_from_unix, split_event
+from seguro.serf_protocol import SUPPORTED_PROTOCOL
 
 log = logging.getLogger(__name__)
 
-PROTOCOL = 1
+PROTOCOL = SUPPORTED_PROTOCOL  # the one protocol both sides speak
 HOON_KELVIN = 138
 NOCK_KELVIN = 4
 BOOT_LIFE = 1
@@ -198,10 +198,11 @@ def plan(kernel: Kernel, job: Noun, booting: bool = False) -> Step:
         if job != LIFECYCLE_FORMULA:
             raise Crash(goof("exit", f"boot event {eve} is not the lifecycle formula"))
         return Step(chain=_h128(kernel.chain.to_bytes(16, "little") + jam(job)))
-    if not (isinstance(job, tuple) and isinstance(job[0], int) and isinstance(job[1], tuple)):
-        raise Crash(goof("exit", "job is not [@da [wire card]]"))
+    try:
+        _, wire, card = split_event(job)
+    except RecordError as e:
+        raise Crash(goof("exit", f"job is not [@da [wire card]]: {e}")) from None
     chain = _h128(kernel.chain.to_bytes(16, "little") + jam(job))
-    wire, card = job[1]
     if booting and wire == BOOT_WIRE and isinstance(card, tuple) and card[0] == cord("who"):
         return Step(chain=chain, who=_who(card[1]))
     if wire == CRUD_WIRE and isinstance(card, tuple) and card[0] == cord("crud"):
@@ -332,7 +333,9 @@ class Serf:
         return (cord("work"), (cord("done"), (k.eve, (k.mug(), from_list(step.effects)))))
 
     def _swap(self, job: Noun, dud: Noun) -> Noun:
-        if not (isinstance(job, tuple) and isinstance(job[0], int)):
+        try:
+            split_event(job)
+        except RecordError:
             return (cord("bail"), (dud, 0))
         new_job = crud_job(job, dud)
         try:
@@ -392,17 +395,7 @@ def run(
     return serve(pier, max_frame_bytes, diverge_at)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m seguro.ship", description=__doc__.splitlines()[0])
-    parser.add_argument("--pier", required=True, type=Path, help="directory for snapshots")
-    parser.add_argument("--max-frame-bytes", type=int, default=newt.MAX_FRAME_BYTES_DEFAULT)
-    parser.add_argument("--log-level", default="WARNING", help="logging level for stderr")
-    parser.add_argument(
-        "--fault-diverge-at", type=int, default=0, help="fault injection: corrupt state at event N"
-    )
-    args = parser.parse_args(argv)
-    return run(args.pier, args.max_frame_bytes, args.log_level, args.fault_diverge_at)
+if __name__ == "__main__":  # `python -m seguro.ship` is `seguro ship`: one set of options
+    from seguro.cli.ship import command
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    command(prog_name="python -m seguro.ship")

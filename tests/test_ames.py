@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from seguro import ames
-from seguro.noun import cord, from_list, jam
+from seguro.noun import cord, cue, equal, from_list, jam
 from seguro.record import da_from_unix
 
 
@@ -55,7 +55,7 @@ def test_datagram_to_ovum_shape() -> None:
 def test_datagram_event_is_timestamped_with_da() -> None:
     event = ames.datagram_event(1_700_000_000.5, "127.0.0.1", 4000, b"x")
     assert event == (da_from_unix(1_700_000_000.5), ames.datagram_to_ovum("127.0.0.1", 4000, b"x"))
-    assert jam(event)  # a valid noun
+    assert jam(event) and equal(cue(jam(event)), event)  # a valid noun
 
 
 @pytest.mark.parametrize(("payload", "message"), [(b"", "empty datagram"), (b"x" * 65_508, "exceeds")])
@@ -93,9 +93,11 @@ def test_effects_to_datagrams_keeps_ip_sends_only() -> None:
         ((cord("newt"), 0), (cord("send"), (ames.encode_lane("1.2.3.4", 5), 0))),
     ],
 )
-def test_malformed_send_effects_raise(effect: object) -> None:
+def test_malformed_send_effects_raise_alone_and_are_skipped_in_a_list(effect: object) -> None:
     with pytest.raises(ames.AmesError):
-        ames.effects_to_datagrams([effect])  # type: ignore[list-item]
+        ames.effect_to_datagram(effect)  # type: ignore[arg-type]
+    good = ames.send_effect(ames.encode_lane("1.2.3.4", 5), b"ok")
+    assert ames.effects_to_datagrams([effect, good]) == [(("1.2.3.4", 5), b"ok")]  # type: ignore[list-item]
 
 
 def test_effects_must_be_a_list() -> None:

@@ -159,6 +159,7 @@ def test_sigkill_while_work_in_flight_is_serf_died(tmp_path: Path) -> None:
 
 def test_sigkill_during_a_busy_pipeline_never_hangs(tmp_path: Path) -> None:
     serf = booted(tmp_path)
+    os.kill(serf.pid, signal.SIGSTOP)  # the whole pipeline is still in flight when the kill lands
     for i in range(serf.max_in_flight):
         serf.submit_work(packet_event(i))
     os.kill(serf.pid, signal.SIGKILL)

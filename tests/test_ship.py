@@ -102,6 +102,10 @@ def test_boot_without_identity_bails_at_zero(tmp_path: Path) -> None:
     h = Harness(tmp_path)
     reply = h.writ(cord("play"), 1, from_list([ship.LIFECYCLE_FORMULA, (1, ((0, 0), (cord("x"), 0)))]))
     assert reply[1][0] == cord("bail") and reply[1][1][:2] == (0, (0, reply[1][1][1][1]))
+    _, (_, (eve, (mug, goof))) = reply
+    assert (
+        (eve, mug) == (0, 0) and goof[0] == cord("exit") and "no identity" in render_tank(to_list(goof[1])[0])
+    )
     assert h.serf.kernel.eve == 0
 
 
@@ -182,6 +186,18 @@ def test_cli_command_has_the_same_options() -> None:
     assert (
         "--pier" in result.output and "--max-frame-bytes" in result.output and "--log-level" in result.output
     )
+    as_module = subprocess.run(
+        [sys.executable, "-m", "seguro.ship", "--help"], capture_output=True, text=True
+    )
+    assert as_module.returncode == 0 and "Usage: python -m seguro.ship" in as_module.stdout
+    options = [line.split()[0] for line in result.output.splitlines() if line.strip().startswith("--")]
+    assert options and all(option in as_module.stdout for option in options)
+
+
+def test_bad_ship_flags_are_usage_errors(tmp_path: Path) -> None:
+    for flags in (["--log-level", "FOO"], ["--max-frame-bytes", "0"], ["--fault-diverge-at", "-1"]):
+        result = CliRunner().invoke(cli_main, ["ship", "--pier", str(tmp_path), *flags])
+        assert result.exit_code == 2, flags
 
 
 def test_boot_with_a_non_cord_name_bails(tmp_path: Path) -> None:

@@ -18,9 +18,22 @@ from seguro import newt
 @click.option(
     "--pier", required=True, type=click.Path(file_okay=False, path_type=Path), help="directory for snapshots"
 )
-@click.option("--max-frame-bytes", type=int, default=newt.MAX_FRAME_BYTES_DEFAULT, show_default=True)
-@click.option("--log-level", default="WARNING", show_default=True, help="logging level for stderr")
-@click.option("--fault-diverge-at", type=int, default=0, help="Fault injection: corrupt state at event N.")
+@click.option(
+    "--max-frame-bytes", type=click.IntRange(min=1), default=newt.MAX_FRAME_BYTES_DEFAULT, show_default=True
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="WARNING",
+    show_default=True,
+    help="logging level for stderr",
+)
+@click.option(
+    "--fault-diverge-at",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Fault injection: state goes wrong at event N.",
+)
 def command(pier: Path, max_frame_bytes: int, log_level: str, fault_diverge_at: int) -> None:
     """Run the reference ship runtime on stdin/stdout (newt frames), snapshots in --pier."""
     from seguro.ship import run
