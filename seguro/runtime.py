@@ -204,7 +204,7 @@ class RuntimeWorker:
                 mug = serf.play(event, [decoded.event])
             except SerfBail as e:
                 return event, f"the runtime refused the logged event: {e}"
-            if decoded.mug and mug != decoded.mug:
+            if not decoded.is_boot and mug != decoded.mug:
                 return event, f"mug {mug:#x} after the event, the log says {decoded.mug:#x}"
         return None
 
@@ -213,7 +213,7 @@ class RuntimeWorker:
         events: list[Noun] = []
         for _, record in self._log.read(1, min(self._log.last_event(), BOOT_SCAN_MAX)):
             decoded = decode_record(record)
-            if decoded.mug != 0:
+            if not decoded.is_boot:
                 break
             events.append(decoded.event)
         serf.play(1, events)
