@@ -27,6 +27,8 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         ({"etcd": ""}, "etcd endpoints"),
         ({"udp": "nowhere"}, "udp must look like HOST:PORT"),
         ({"ack_replicas": -1}, "ack_replicas must be >= 0"),
+        ({"lease_margin_s": 2.0}, "lease_margin_s must be in (0, lease_ttl_s/2)"),
+        ({"etcd_retain_events": -5}, "etcd_retain_events must be >= 0"),
         ({"max_event_bytes": 10}, "max_event_bytes must be in"),
         ({"colour": "blue"}, "unknown settings ['colour']"),
         ({"lease_ttl_s": "three"}, "lease_ttl_s must be int, got 'three'"),

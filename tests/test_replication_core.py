@@ -149,7 +149,9 @@ def test_fence_lost_commit_discards_run_ahead() -> None:
     commit = s.run_event().commit
     assert commit is not None
     s.run_event()
-    ready = s.step(m.CommitDone(seq=commit.seq, ok=False, fence_lost=True))
+    ready = s.step(
+        m.CommitDone(seq=commit.seq, ok=False, fence_lost=True, actual_head=commit.batch.last_event)
+    )
     assert s.r.role == FOLLOWER and ready.restart_runtime and not ready.release
     assert s.step(m.WorkDone(eve=3, record=b"late", effects=("fx",))).commit is None  # stale run-ahead
 
@@ -174,7 +176,9 @@ def test_master_seeing_another_holder_fences_at_once() -> None:
 def test_old_observations_do_not_fence_a_new_master() -> None:
     s = Script()
     s.become_master(epoch=10)
-    s.step(m.MasterObserved(holder=None, epoch=0, revision=5))
+    s.step(
+        m.MasterObserved(holder=None, epoch=0, revision=9)
+    )  # not older than the last view, older than our epoch
     assert s.r.role == MASTER
 
 
@@ -211,7 +215,8 @@ def test_no_campaign_while_a_master_holds_the_key_or_the_lease_is_short() -> Non
     s = Script()
     s.follower_with_lease()
     assert not s.step(m.MasterObserved(holder="b", epoch=4, revision=4)).campaign
-    s.now_s += TTL_S - 0.5  # our lease is about to run out: do not campaign on it
+    s.now_s += TTL_S - 0.75 - 0.5  # 0.5 s left, under the 0.75 s margin: do not campaign on it
+    assert s.r._keeper.holds(s.now_s)
     assert not s.step(m.MasterObserved(holder=None, epoch=4, revision=9)).campaign
 
 
@@ -245,6 +250,8 @@ def test_divergence_stops_the_replica_for_good() -> None:
     ready = s.step(m.Diverged(eve=3, detail="mug 0x1 != 0x2"))
     assert s.r.role == STOPPED and ready.stop and "event 3" in ready.stop
     assert not s.step(m.MasterObserved(holder=None, epoch=0, revision=30)).campaign
+    ready = s.step(m.BatchReceived(stream_id=1, batch=m.Batch(0, 1, (b"r1",)), sender_epoch=40))
+    assert ready.persist == [] and "stopped" in ready.acks[0].error  # its acks must not count
 
 
 def test_oversized_events_are_refused_with_a_reason() -> None:
@@ -267,7 +274,17 @@ def test_step_down_resigns_and_holds_back_from_the_next_campaign() -> None:
     s.become_master(epoch=10)
     ready = s.step(m.StepDown())
     assert s.r.role == FOLLOWER and ready.resign_epoch == 10
-    assert not s.step(m.MasterObserved(holder=None, epoch=0, revision=12)).campaign
+    campaigned_at = []
+    ready = s.step(m.RuntimeReady(eve=0))  # runtime back: only the hold-back stops a campaign now
+    ready_obs = s.step(m.MasterObserved(holder=None, epoch=0, revision=12))
+    if ready.campaign or ready_obs.campaign:
+        campaigned_at.append(s.now_s)
+    for _ in range(8):  # keep the lease alive and watch when the campaign comes
+        ready = s.tick(1.0)
+        acked = s.step(m.KeepaliveAcked(lease_id=7, ttl_s=TTL_S, sent_at_s=s.now_s))
+        if ready.campaign or acked.campaign:
+            campaigned_at.append(s.now_s)
+    assert campaigned_at and campaigned_at[0] >= 100.0 + 2 * TTL_S, campaigned_at
 
 
 def test_an_event_arriving_after_the_deadline_is_not_run() -> None:
@@ -321,7 +338,7 @@ def test_the_master_trims_etcd_behind_the_retained_window_but_not_past_its_follo
     s = Script(etcd_retain_events=4)
     s.become_master()
     trims = []
-    for eve in range(1, 13):
+    for eve in range(1, 21):
         commit = s.run_event().commit
         assert commit is not None
         if eve <= 8:

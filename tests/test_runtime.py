@@ -5,6 +5,8 @@ from __future__ import annotations
 import queue
 from pathlib import Path
 
+import pytest
+
 from seguro import messages as m
 from seguro.ames import datagram_event
 from seguro.eventlog import EventLog
@@ -39,16 +41,26 @@ def next_event(events: queue.Queue[m.Event], kind: type, timeout_s: float = 30.0
         assert not isinstance(event, m.RuntimeFailed | m.Diverged), event
 
 
-def test_restart_replays_the_log_and_snapshots_cut_the_replay(tmp_path: Path) -> None:
+def test_restart_replays_the_log_and_snapshots_cut_the_replay(tmp_path: Path, monkeypatch) -> None:
+    played: list[int] = []
+    real_play = Serf.play
+
+    def play(self, event, jobs):  # type: ignore[no-untyped-def]
+        played.append(event)
+        return real_play(self, event, jobs)
+
+    monkeypatch.setattr(Serf, "play", play)
     log = make_log(tmp_path, 60)
     events: queue.Queue[m.Event] = queue.Queue()
     worker = RuntimeWorker(log, events.put, pier=tmp_path / "pier", snapshot_every=20)
     worker.start()
     try:
         assert next_event(events, m.RuntimeReady).eve == 63  # type: ignore[attr-defined]
+        played.clear()  # startup's replay is done (RuntimeReady came after it)
         worker.snapshot_if_due()
         worker.restart()
         assert next_event(events, m.RuntimeReady).eve == 63  # type: ignore[attr-defined]
+        assert played == [], f"restart replayed {len(played)} plays despite the snapshot at 63"
         assert (tmp_path / "pier" / SNAPSHOT_NAME).exists()
     finally:
         worker.stop()
@@ -94,8 +106,11 @@ def test_a_mug_that_disagrees_with_the_log_is_a_divergence_at_that_event(tmp_pat
         diverged = events.get(timeout=30)
         assert isinstance(diverged, m.Diverged) and diverged.eve == 30 and "the log says" in diverged.detail
         worker.apply_to(43)  # nothing more is applied after a divergence
+        with pytest.raises(queue.Empty):  # (restart() right away would make this apply stale anyway)
+            events.get(timeout=1.0)
         worker.restart()  # ... and a restart finds the same divergence in the log
-        assert next_event(events, m.Diverged).eve == 30  # type: ignore[attr-defined]
+        after = events.get(timeout=30)
+        assert isinstance(after, m.Diverged) and after.eve == 30, after  # no Applied(43) before it
     finally:
         worker.stop()
         other.close()

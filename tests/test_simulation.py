@@ -36,3 +36,5 @@ def test_a_quiet_cluster_elects_one_master_and_every_event_is_committed_once() -
     world.run(fault_s=0.0, quiet_s=10.0)
     world.check_converged()
     assert len(world.released) > 300
+    elected = [holder for _, holder, _ in world.etcd.master_changes if holder]
+    assert len(elected) == 1, f"quiet cluster elected {elected}"

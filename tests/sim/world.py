@@ -56,6 +56,7 @@ class SimNode:
     push_next: dict[str, int] = field(default_factory=dict)
     mailbox: deque[m.Event] = field(default_factory=deque)
     wake_scheduled: bool = False
+    cut_until_s: float = 0.0  # cut off from etcd: requests lost, replies already on their way held up
 
 
 class World:
@@ -117,6 +118,14 @@ class World:
             event = node.mailbox.popleft()
             self.perform(node, node.core.step(event, self.now_s))
 
+    def reply(self, node: SimNode, event: m.Event) -> None:
+        """An etcd reply: held up (not lost) while the node is cut off from etcd."""
+        cut_s = node.cut_until_s - self.now_s
+        self.deliver(node, event, delay_s=self.lat() + self.rng.uniform(0, cut_s) if cut_s > 0 else None)
+
+    def cut(self, node: SimNode) -> bool:
+        return self.now_s < node.cut_until_s
+
     def violation(self, message: str) -> None:
         raise Violation(f"seed={self.seed} t={self.now_s:.3f}: {message}")
 
@@ -132,8 +141,8 @@ class World:
                 master.push_next[node.node_id] = ack.durable_event + 1
         if ready.commit is not None:
             self._commit(node, ready.commit)
-        for eve, _effects in ready.release:
-            self._check_release(node, eve)
+        for eve, effects in ready.release:
+            self._check_release(node, eve, effects)
         if ready.restart_runtime:
             self._boot_runtime(node)
         for job in ready.run:
@@ -159,7 +168,7 @@ class World:
                 self.violation(f"{node.node_id} persists event {event} that etcd did not commit")
         node.log.extend(batch.records)
 
-    def _check_release(self, node: SimNode, eve: int) -> None:
+    def _check_release(self, node: SimNode, eve: int, effects: tuple[object, ...]) -> None:
         key = self.etcd.master
         if key is None or key.holder != node.node_id or key.create_revision != node.core.epoch:
             self.violation(f"double boot: {node.node_id} emits while the master key is {key}")
@@ -167,6 +176,15 @@ class World:
             self.violation(f"double boot: {node.node_id} emits after its lease expired")
         if eve > self.etcd.head:
             self.violation(f"{node.node_id} emits effects of uncommitted event {eve}")
+        if self.etcd.log[eve - 1][0] != node.core.epoch:
+            self.violation(f"{node.node_id} emits event {eve} committed at epoch {self.etcd.log[eve - 1][0]}")
+        if effects != (f"fx:{decode(self.etcd.log[eve - 1][1])[1]}",):
+            self.violation(f"{node.node_id} emits {effects} as event {eve}, which etcd holds as another job")
+        holders = sum(1 for n in self.nodes.values() if n is not node and len(n.log) >= eve)
+        if holders < self.ack_replicas:
+            self.violation(
+                f"{node.node_id} emits event {eve} held by {holders} < {self.ack_replicas} followers"
+            )
         if eve in self.released:
             self.violation(f"effects of event {eve} emitted twice ({self.released[eve]}, {node.node_id})")
         self.released[eve] = node.node_id
@@ -176,9 +194,15 @@ class World:
             result = self.etcd.append(commit, self.now_s)
             if self.faults and self.rng.random() < self.commit_reply_loss_p:
                 result = m.CommitDone(commit.seq, ok=False, error="etcd request timed out")
-            self.deliver(node, result)
+            self.reply(node, result)
 
-        self.at(self.lat(), land)
+        if self.cut(node):
+            self.at(
+                node.cut_until_s - self.now_s,
+                lambda: self.deliver(node, m.CommitDone(commit.seq, ok=False, error="cut")),
+            )
+        else:
+            self.at(self.lat(), land)
 
     def _runtime_done(self, node: SimNode, event: m.Event) -> None:
         """The runtime answers in order: a restart's RuntimeReady comes after the work queued before it."""
@@ -211,7 +235,7 @@ class World:
             self._runtime_done(node, m.WorkRefused("bailed"))
             return
         node.rt_mug, node.rt_eve = chain_mug(node.rt_mug, job), node.rt_eve + 1
-        self._runtime_done(node, m.WorkDone(node.rt_eve, encode(node.rt_mug, job), ("fx",)))
+        self._runtime_done(node, m.WorkDone(node.rt_eve, encode(node.rt_mug, job), (f"fx:{job}",)))
 
     def _etcd_requests(self, node: SimNode, ready: m.Ready) -> None:
         sent_at_s = self.now_s
@@ -224,7 +248,9 @@ class World:
             self.at(self.lat(), grant)
             if self.faults and self.rng.random() < 0.3:  # an earlier, slow grant comes back late
                 self.at(self.rng.uniform(0.0, self.ttl_s), grant)
-        if ready.renew_lease is not None:
+        if ready.renew_lease is not None and self.cut(node):
+            self.at(node.cut_until_s - self.now_s, lambda: self.deliver(node, m.LeaseRequestFailed("cut")))
+        elif ready.renew_lease is not None:
             lease_id = ready.renew_lease
 
             def renew() -> None:
@@ -232,7 +258,7 @@ class World:
                 reply = (
                     m.LeaseLost(lease_id) if ttl_s is None else m.KeepaliveAcked(lease_id, ttl_s, sent_at_s)
                 )
-                self.deliver(node, reply)
+                self.reply(node, reply)
 
             self.at(self.lat(), renew)
         if ready.campaign:
@@ -301,6 +327,8 @@ class World:
             self._crash(node, self.rng.uniform(0.2, 2.0))
         elif roll < 0.8:
             self.etcd.extend_all(self.rng.uniform(0.0, self.ttl_s))
+        elif roll < 0.95:
+            node.cut_until_s = max(node.cut_until_s, self.now_s + self.rng.uniform(0.5, 2 * self.ttl_s))
 
     def _crash(self, node: SimNode, down_s: float) -> None:
         node.crashed, node.generation = True, node.generation + 1
