@@ -158,7 +158,12 @@ class EventLog:
             self._meta = self._db.get_column_family(META_CF)
             self._last = self._edge_event(last=True)
             self._epochs = [(epoch, first) for epoch, first, _ in self._epoch_entries() if epoch is not None]
-            if not read_only and self._meta.get(b"layout") is None:
+            layout = self._meta.get(b"layout")
+            if layout is not None and json.loads(layout) != LAYOUT_VERSION:
+                raise EventLogError(
+                    f"{self.path} has layout {json.loads(layout)}; this Seguro reads layout {LAYOUT_VERSION}"
+                )
+            if not read_only and layout is None:
                 self._write({b"layout": json.dumps(LAYOUT_VERSION).encode()})
         except BaseException:
             self.close()

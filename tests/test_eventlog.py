@@ -246,3 +246,12 @@ def test_storage_corruption_is_reported_not_read_as_a_shorter_log(tmp_path: Path
             list(log.read(1))
     assert not report.ok and report.problems[-1].kind == "storage"
     assert 1 < report.count < 2000 and "checksum mismatch" in report.problems[-1].detail
+
+
+def test_a_log_of_another_layout_is_refused(tmp_path: Path) -> None:
+    EventLog(tmp_path).close()
+    db = raw_db(tmp_path)
+    db.get_column_family("meta")[b"layout"] = b"2"
+    db.close()
+    with pytest.raises(EventLogError, match="has layout 2; this Seguro reads layout 1"):
+        EventLog(tmp_path)
