@@ -156,5 +156,7 @@ def down(workdir: Path) -> list[int]:
         processes.stop(stopped, timeout_s=10.0, group=True)
     if (workdir / "etcd.json").exists():
         stopped += stop_from_state(workdir / "etcd.json")
+    if survivors := [pid for pid in stopped if processes.pid_alive(pid)]:
+        raise ClusterError(f"pids {survivors} outlived SIGKILL; {workdir / STATE_FILE} kept, run down again")
     (workdir / STATE_FILE).unlink(missing_ok=True)
     return stopped

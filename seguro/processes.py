@@ -42,10 +42,13 @@ def runs_with(pid: int, *args: str) -> bool:
     return bool(argv) and all(arg in argv for arg in args)
 
 
-def stop(pids: Sequence[int], timeout_s: float, *, one_at_a_time: bool = False, group: bool = False) -> None:
+def stop(pids: Sequence[int], timeout_s: float, *, one_at_a_time: bool = False, group: bool = False,
+         kill_wait_s: float = 5.0) -> list[int]:
     """SIGCONT all (a stopped process cannot die), then SIGTERM: all at once, or each in order after the
     one before has exited. Whatever outlives the shared deadline is SIGKILLed (with `group`, together
-    with its process group: the children it could not stop itself)."""
+    with its process group: the children it could not stop itself). SIGKILL is delivered asynchronously,
+    so this waits up to `kill_wait_s` for the killed to be gone; it returns the pids still alive (none,
+    unless the kernel is stuck on them, e.g. in uninterruptible I/O)."""
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGCONT)
@@ -54,8 +57,15 @@ def stop(pids: Sequence[int], timeout_s: float, *, one_at_a_time: bool = False, 
         for pid in batch:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-        while any(pid_alive(pid) for pid in batch) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        _wait_gone(batch, deadline)
     for pid in (p for p in pids if pid_alive(p)):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             (os.killpg if group else os.kill)(pid, signal.SIGKILL)
+    return _wait_gone(pids, time.monotonic() + kill_wait_s)
+
+
+def _wait_gone(pids: Sequence[int], deadline: float) -> list[int]:
+    """Poll until every pid is gone or `deadline` (monotonic seconds) passes; the pids still alive."""
+    while (alive := [pid for pid in pids if pid_alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return alive

@@ -28,12 +28,16 @@ def test_a_recorded_pid_now_running_something_else_is_left_alone(tmp_path: Path)
 
 def test_stop_ends_stopped_and_stubborn_processes(tmp_path: Path) -> None:
     paused = subprocess.Popen(["sleep", "30"])
-    stubborn = subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 30"])
+    stubborn_sh = "trap '' TERM; echo ready; exec sleep 30"
+    stubborn = subprocess.Popen(["sh", "-c", stubborn_sh], stdout=subprocess.PIPE)
+    assert stubborn.stdout is not None and stubborn.stdout.readline() == b"ready\n"  # TERM is ignored now
     started_at = time.monotonic()
     paused.send_signal(signal.SIGSTOP)  # it must be continued to die
-    processes.stop([paused.pid, stubborn.pid], timeout_s=1.0)
+    survivors = processes.stop([paused.pid, stubborn.pid], timeout_s=1.0)
+    elapsed_s = time.monotonic() - started_at
+    assert survivors == []
     assert not processes.pid_alive(paused.pid) and not processes.pid_alive(stubborn.pid)
-    assert time.monotonic() - started_at < 3.0  # SIGKILL came at the deadline
+    assert 1.0 <= elapsed_s < 3.0  # SIGTERM did not end it; SIGKILL at the deadline did, and stop() saw it
 
 
 def test_runs_with_reads_the_command_line() -> None:

@@ -103,7 +103,10 @@ def cluster_up(workdir: Path, replicas: int, ttl: int, ship: str, ack_replicas: 
 @click.option("--workdir", required=True, type=click.Path(path_type=Path))
 def cluster_down(workdir: Path) -> None:
     """Stop everything `cluster up` started in WORKDIR."""
-    stopped = local.down(workdir.resolve())
+    try:
+        stopped = local.down(workdir.resolve())
+    except local.ClusterError as e:
+        raise click.ClickException(str(e)) from None
     click.echo(f"stopped {len(stopped)} processes")
 
 
