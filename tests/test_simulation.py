@@ -1,7 +1,8 @@
 """Deterministic simulation: several real replication cores over an in-memory etcd with injected faults.
 
-Each seed is a different history of pauses, crashes, lease extensions, dropped watches and lost commit
-replies. A failure message starts with the seed; rerun one with SEGURO_SIM_SEED=<seed>.
+Each seed is a different history of pauses, crashes, lease extensions, dropped watches, lost commit
+replies, cuts from etcd and stalls on lease replies. A failure message starts with the seed; rerun one
+with SEGURO_SIM_SEED=<seed>.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 
 import pytest
 
+from seguro.replication import MASTER
 from tests.sim.world import World
 
 SEEDS = [int(os.environ["SEGURO_SIM_SEED"])] if "SEGURO_SIM_SEED" in os.environ else list(range(100))
@@ -38,3 +40,24 @@ def test_a_quiet_cluster_elects_one_master_and_every_event_is_committed_once() -
     assert len(world.released) > 300
     elected = [holder for _, holder, _ in world.etcd.master_changes if holder]
     assert len(elected) == 1, f"quiet cluster elected {elected}"
+
+
+@pytest.mark.parametrize("seed", SEEDS[:5])
+def test_a_master_stalled_on_a_keepalive_reply_past_its_lease_does_not_emit_on_waking(seed: int) -> None:
+    """etcd renewed the lease when the keepalive arrived; the reply then waits 4 s (> TTL) for a stalled
+    master. Counting the deadline from the reply's handling would let the waking master release the
+    effects of a commit that landed before the stall while another node is already master."""
+    world = World(seed=seed, nodes=3)
+    world.faults = False
+    stalled: list[str] = []
+
+    def stall_the_master() -> None:
+        master = next(n for n in world.nodes.values() if n.core.role == MASTER)
+        master.stall_on_lease_reply_s = 4.0
+        stalled.append(master.node_id)
+
+    world.at(5.0, stall_the_master)
+    world.run(fault_s=0.0, quiet_s=15.0)
+    world.check_converged()
+    elected = [holder for _, holder, _ in world.etcd.master_changes if holder]
+    assert len(elected) == 2 and elected[0] == stalled[0] != elected[1], f"seed={seed}: elected {elected}"

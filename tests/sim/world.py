@@ -2,7 +2,10 @@
 
 Each replica is the real `seguro.replication.Replica`; this file plays the driver's part with random
 latencies, and injects faults: pauses (SIGSTOP), crashes and restarts, lease extensions from etcd leader
-changes, dropped watch notifications, and appends whose reply is lost (the outcome unknown to the master).
+changes, dropped watch notifications, appends whose reply is lost (the outcome unknown to the master),
+cuts from etcd (requests lost; replies and watch events held up), and stalls that catch a lease reply
+between its arrival and its handling (etcd renewed the lease long before the node learns of it: a
+deadline counted from the reply's arrival instead of the request's send time then outlives the lease).
 Every effect release is checked against the model's truth at that instant: a release by anyone but the
 live lease holder of the master key, or of an uncommitted event, is a double boot.
 """
@@ -57,6 +60,7 @@ class SimNode:
     mailbox: deque[m.Event] = field(default_factory=deque)
     wake_scheduled: bool = False
     cut_until_s: float = 0.0  # cut off from etcd: requests lost, replies already on their way held up
+    stall_on_lease_reply_s: float = 0.0  # the next lease reply finds it paused: it is handled this late
 
 
 class World:
@@ -94,6 +98,9 @@ class World:
     def _handle(self, node: SimNode, generation: int, event: m.Event | None) -> None:
         if node.generation != generation or node.crashed:
             return
+        if node.stall_on_lease_reply_s and isinstance(event, (m.KeepaliveAcked, m.LeaseGranted)):
+            node.paused_until_s = max(node.paused_until_s, self.now_s + node.stall_on_lease_reply_s)
+            node.stall_on_lease_reply_s = 0.0  # etcd renewed the lease at its end of the wire long ago
         if self.now_s < node.paused_until_s or node.mailbox:  # SIGSTOPped: it reads its mail, in order,
             if event is not None:  # when it wakes (ticks just do not happen meanwhile)
                 node.mailbox.append(event)
@@ -243,7 +250,7 @@ class World:
 
             def grant() -> None:
                 lease_id = self.etcd.grant(self.ttl_s, self.now_s)
-                self.deliver(node, m.LeaseGranted(lease_id, self.ttl_s, sent_at_s))
+                self.reply(node, m.LeaseGranted(lease_id, self.ttl_s, sent_at_s))
 
             self.at(self.lat(), grant)
             if self.faults and self.rng.random() < 0.3:  # an earlier, slow grant comes back late
@@ -265,7 +272,7 @@ class World:
             lease_id = node.core.lease_id() or -1
 
             def campaign() -> None:
-                self.deliver(node, self.etcd.campaign(node.node_id, lease_id, self.now_s))
+                self.reply(node, self.etcd.campaign(node.node_id, lease_id, self.now_s))
                 self.notify_master()
 
             self.at(self.lat(), campaign)
@@ -288,7 +295,7 @@ class World:
         view = self.etcd.observe()
         for node in self.nodes.values():
             if not (self.faults and self.rng.random() < self.watch_drop_p):
-                self.deliver(node, view)
+                self.reply(node, view)
 
     def _every(self, period_s: float, fn: Callable[[], None]) -> None:
         def again() -> None:
@@ -321,14 +328,16 @@ class World:
             return
         node = self.rng.choice(list(self.nodes.values()))
         roll = self.rng.random()
-        if roll < 0.35:
+        if roll < 0.3:
             node.paused_until_s = max(node.paused_until_s, self.now_s + self.rng.uniform(0.3, 2 * self.ttl_s))
-        elif roll < 0.6 and not node.crashed:
+        elif roll < 0.5 and not node.crashed:
             self._crash(node, self.rng.uniform(0.2, 2.0))
-        elif roll < 0.8:
+        elif roll < 0.65:
             self.etcd.extend_all(self.rng.uniform(0.0, self.ttl_s))
-        elif roll < 0.95:
+        elif roll < 0.8:
             node.cut_until_s = max(node.cut_until_s, self.now_s + self.rng.uniform(0.5, 2 * self.ttl_s))
+        elif roll < 0.95:
+            node.stall_on_lease_reply_s = self.rng.uniform(0.3, 2 * self.ttl_s)
 
     def _crash(self, node: SimNode, down_s: float) -> None:
         node.crashed, node.generation = True, node.generation + 1
@@ -348,7 +357,8 @@ class World:
     def _poll_master(self) -> None:
         """The driver re-reads the master key now and then: watches can drop notifications."""
         for node in self.nodes.values():
-            self.deliver(node, self.etcd.observe())
+            if not self.cut(node):
+                self.reply(node, self.etcd.observe())
 
     # ---- running ------------------------------------------------------------------------------
 
