@@ -368,7 +368,10 @@ class Replica:
             self._last_trim_below = below
 
     def _on_FollowerAck(self, ev: m.FollowerAck, now_s: float, ready: m.Ready) -> None:
-        self._acks[ev.replica_id] = max(self._acks.get(ev.replica_id, 0), ev.durable_event)
+        """The follower's durable position now, not its best: one that lost its disk and came back acks
+        less, and must stop counting towards `ack_replicas` and trimming for events it no longer holds.
+        (A follower's acks come in order over its one push stream; a late one only holds things back.)"""
+        self._acks[ev.replica_id] = ev.durable_event
 
     def _ack_floor(self) -> int:
         """Highest event that at least `ack_replicas` followers hold durably."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -324,6 +325,33 @@ def test_ack_replicas_holds_effects_until_enough_followers_hold_the_event(tmp_pa
         assert len(c.peer.acks) == answered, "effects left before two followers held their events"
         local.restart_node(c.workdir, follower)
         wait_until("the held effects to leave", lambda: len(c.peer.acks) >= answered + 100, 30)
+        assert all(len(nodes) == 1 for nodes in c.peer.acks.values()), "double boot"
+    finally:
+        c.close()
+
+
+def test_a_follower_whose_disk_is_replaced_gets_the_whole_log_back_and_counts_again(tmp_path: Path) -> None:
+    """The failure Seguro exists for: a follower's disk dies. It comes back empty, etcd has trimmed the
+    early events, so the master's push stream refills it; with --ack-replicas 2 no effect leaves meanwhile
+    on the strength of what the dead disk once held."""
+    c = Cluster(tmp_path / "cluster", extra=["--ack-replicas", "2", "--etcd-retain-events", "200"])
+    try:
+        c.send(600)
+        wait_until("every replica to hold the first 600", lambda: c.converged() and c.head() >= 600, 30)
+        master = c.master()["id"]
+        follower = next(n["id"] for n in c.state["nodes"] if n["id"] != master)
+        os.kill(c.node(follower)["pid"], signal.SIGKILL)
+        wait_until("the follower to be gone", lambda: not local.is_our_node(c.node(follower)), 10)
+        shutil.rmtree(c.node(follower)["data"])  # a new, empty disk
+        answered = len(c.peer.acks)
+        c.send(50)
+        time.sleep(1.0)
+        assert len(c.peer.acks) == answered, "effects left while one follower of two was gone"
+        local.restart_node(c.workdir, follower)
+        wait_until("the held effects to leave", lambda: len(c.peer.acks) >= answered + 50, 60, every_s=0.2)
+        wait_until("the new disk to hold the whole log", c.converged, 60, every_s=0.5)
+        last = c.logs_agree()
+        assert last[follower] == c.head() >= 650
         assert all(len(nodes) == 1 for nodes in c.peer.acks.values()), "double boot"
     finally:
         c.close()

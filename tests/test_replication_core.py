@@ -143,6 +143,24 @@ def test_k_follower_acks_gate_effects() -> None:
     assert s.step(m.FollowerAck("c", 1)).release == [(1, ("fx",))]
 
 
+def test_a_follower_that_lost_its_disk_no_longer_counts_for_acks_or_trimming() -> None:
+    s = Script(ack_replicas=1, etcd_retain_events=2)
+    s.become_master()
+    trims = []
+    for eve in range(1, 5):
+        commit = s.run_event().commit
+        assert commit is not None
+        trims.append(s.step(m.CommitDone(seq=commit.seq, ok=True)).trim_below)
+        assert s.step(m.FollowerAck("b", eve)).release == [(eve, ("fx",))]
+    s.step(m.FollowerAck("b", 0))  # b's disk was replaced: it starts again from nothing
+    commit = s.run_event().commit
+    assert commit is not None
+    ready = s.step(m.CommitDone(seq=commit.seq, ok=True))
+    assert ready.release == [] and ready.trim_below is None  # event 5 is on this disk and in etcd only
+    assert s.step(m.FollowerAck("b", 5)).release == [(5, ("fx",))]
+    assert [t for t in trims if t] == [1, 2, 3]  # each behind what b then held
+
+
 def test_fence_lost_commit_discards_run_ahead() -> None:
     s = Script()
     s.become_master()
