@@ -24,6 +24,7 @@ from seguro.admin import leader_info, status_rows
 from seguro.config import parse_hostport
 from seguro.coordination import Coordinator, LogTrimmed
 from seguro.demo import Peer, compare_logs
+from seguro.etcd_server import load_state
 from seguro.eventlog import EventLog
 from seguro.noun import cord, jam
 from seguro.proto.seguro.v1 import replication_pb2 as pb
@@ -355,6 +356,39 @@ def test_a_follower_whose_disk_is_replaced_gets_the_whole_log_back_and_counts_ag
         assert all(len(nodes) == 1 for nodes in c.peer.acks.values()), "double boot"
     finally:
         c.close()
+
+
+def test_losing_etcd_quorum_silences_the_ship_and_it_resumes_with_nothing_lost(cluster: Cluster) -> None:
+    """Two of three etcd members freeze: no commit, no keepalive. The ship goes quiet (nothing can be
+    committed, and the master's deadline runs out within its TTL); nodes wait rather than crash, and once
+    etcd has its quorum back a master serves again, with every acknowledged event in every log."""
+    cluster.send(200)
+    wait_until("the first events to replicate", cluster.converged, 30, every_s=0.2)
+    frozen = load_state(cluster.workdir / "etcd.json")["pids"][:2]
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    frozen_at = time.monotonic()
+    try:
+        cluster.send(int(200 * (TTL_S + 2)), rate_per_s=200)
+        late = [(t - frozen_at, node, eve) for t, node, eve in cluster.peer.replies if t > frozen_at + TTL_S]
+        assert not late, f"replies after etcd lost quorum: {late[:5]}"
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    answered = len(cluster.peer.acks)
+
+    def serving_again() -> bool:
+        cluster.send(5)
+        return len(cluster.peer.acks) > answered
+
+    thawed_s = wait_until("a master to serve again", serving_again, 30, every_s=0.2)
+    cluster.send(200)
+    wait_until("replicas to converge", cluster.converged, 60, every_s=0.5)
+    last = cluster.logs_agree()
+    assert all(local.is_our_node(n) for n in local.read_state(cluster.workdir)["nodes"]), "a node died"
+    assert min(last.values()) >= max(cluster.peer.acks), "an acknowledged event is missing from a log"
+    assert all(len(nodes) == 1 for nodes in cluster.peer.acks.values()), "double boot"
+    print(f"service resumed {thawed_s:.2f} s after etcd got its quorum back")
 
 
 def test_a_malformed_admin_event_is_refused_and_nothing_fails_over(cluster: Cluster) -> None:
