@@ -121,7 +121,7 @@ class RuntimeWorker:
                 generation, kind, arg = self._ops.get()
             if kind == "stop":
                 return
-            stale = generation != self._generation and kind not in ("restart", "snapshot")
+            stale = generation != self._generation and kind != "restart"  # a snapshot too: see below
             if stale or (kind != "restart" and self._serf is None):
                 continue  # queued before a restart, or the serf is broken: the core will ask again
             try:
@@ -186,7 +186,9 @@ class RuntimeWorker:
 
     def _snapshot(self) -> None:
         """Save a snapshot when one is due and the runtime holds only committed events: it is what a
-        restart (after a fence, a crash) starts from, and it must never contain run-ahead."""
+        restart (after a fence, a crash) starts from, and it must never contain run-ahead. Comparing
+        event numbers with the log only proves that within one generation: a request from before a
+        restart may find the log extended by another master's different events at the same numbers."""
         serf = self._live_serf()
         if serf.eve - self._last_snapshot >= self._snapshot_every and serf.eve <= self._log.last_event():
             serf.save(serf.eve)

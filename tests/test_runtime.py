@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import queue
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -58,10 +60,52 @@ def test_restart_replays_the_log_and_snapshots_cut_the_replay(tmp_path: Path, mo
         assert next_event(events, m.RuntimeReady).eve == 63  # type: ignore[attr-defined]
         played.clear()  # startup's replay is done (RuntimeReady came after it)
         worker.snapshot_if_due()
+        snapshot = tmp_path / "pier" / SNAPSHOT_NAME
+        deadline_s = time.monotonic() + 30
+        while not snapshot.exists() and time.monotonic() < deadline_s:
+            time.sleep(0.02)  # a restart drops requests made before it, snapshots included
         worker.restart()
         assert next_event(events, m.RuntimeReady).eve == 63  # type: ignore[attr-defined]
         assert played == [], f"restart replayed {len(played)} plays despite the snapshot at 63"
         assert (tmp_path / "pier" / SNAPSHOT_NAME).exists()
+    finally:
+        worker.stop()
+        log.close()
+
+
+def test_a_snapshot_asked_for_before_a_restart_never_saves_discarded_run_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in review: the runtime is busy with run-ahead event 9 when a snapshot is asked for; the node
+    is fenced (restart) and another master's different events 9 and 10 land in the log. The old request
+    then saw 9 <= 10 and saved the discarded event 9, so the restart reported a false divergence (or,
+    with the log at 9, silently kept an event that was never committed)."""
+    committed = make_log(tmp_path / "theirs", 7)  # boot events 1..3, then 4..10
+    records = [record for _, record in committed.read(1, 10)]
+    committed.close()
+    log = EventLog(tmp_path / "ours")
+    log.append(1, records[:8])
+    events: queue.Queue[m.Event] = queue.Queue()
+    worker = RuntimeWorker(log, events.put, pier=tmp_path / "ours" / "pier", snapshot_every=1)
+    inside, release = threading.Event(), threading.Event()
+    real_result = Serf.next_work_result
+
+    def slow_result(self, timeout_s=None):  # type: ignore[no-untyped-def]
+        inside.set()
+        release.wait(10)
+        return real_result(self, timeout_s)
+
+    monkeypatch.setattr(Serf, "next_work_result", slow_result)
+    worker.start()
+    try:
+        assert next_event(events, m.RuntimeReady).eve == 8  # type: ignore[attr-defined]
+        worker.run(Job(datagram_event(WALL_S + 99, "127.0.0.1", 5000, b"run-ahead"), 100))
+        assert inside.wait(10)
+        worker.snapshot_if_due()
+        worker.restart()
+        log.append(9, records[8:10])
+        release.set()
+        assert next_event(events, m.RuntimeReady).eve == 10  # type: ignore[attr-defined]
     finally:
         worker.stop()
         log.close()
