@@ -249,12 +249,18 @@ class PushStream:
                 call.cancel()
 
     def _next_ack(self, call: Iterator[pb.Ack]) -> pb.Ack:
+        """The follower's next ack; one from another replica than we dialled is an error, never counted:
+        a stale `replica/<id>` entry naming a live replica's address would make one follower count twice
+        towards `--ack-replicas`."""
         timer = threading.Timer(ACK_TIMEOUT_S, call.cancel)  # type: ignore[attr-defined]
         timer.start()
         try:
-            return next(call)
+            ack = next(call)
         finally:
             timer.cancel()
+        if ack.replica_id != self.follower_id:
+            return pb.Ack(error=f"{self.address} is replica {ack.replica_id!r}, not {self.follower_id!r}")
+        return ack
 
     def _wait_for_events(self, first: int) -> m.Batch | None:
         with self._appended:
