@@ -75,12 +75,14 @@ class Ingress:
 
     def send_before(self, payload: bytes, address: tuple[str, int], deadline_s: float, clock: Clock) -> bool:
         """Send unless `deadline_s` has passed; False when fenced. The check sits right against the syscall:
-        only a pause between these two lines could still let a datagram out late (see README, Fencing)."""
+        only a pause between these two lines could still let a datagram out late (see README, Fencing).
+        The send never waits for buffer space (that wait would come after the check): a datagram that
+        does not fit now is dropped and counted, and Ames retransmits."""
         sendto, now_s = self._sock.sendto, clock.now_s
         if now_s() >= deadline_s:
             return False
         try:
-            sendto(payload, address)
+            sendto(payload, socket.MSG_DONTWAIT, address)
         except OSError as e:
             self.send_errors += 1
             log.warning("effect not sent", extra={"to": f"{address[0]}:{address[1]}", "error": str(e)})
@@ -99,11 +101,16 @@ class Peers:
         self._node = node
         self._streams: dict[str, PushStream] = {}
         self._lock = threading.Lock()
+        self._closed = False
 
     def refresh(self, epoch: int) -> None:
-        """Make sure every other registered replica has a live stream at our current epoch."""
+        """Make sure every other registered replica has a live stream at `epoch`, if the node still serves
+        it: a refresh that ran late (etcd was slow) must not start streams after a fence or a shutdown
+        stopped them. The role is read under the lock `stop_all` takes, after the driver changed it."""
         replicas = self._node.coord.replicas()
         with self._lock:
+            if self._closed or not self._node.serves_epoch(epoch):
+                return
             for replica_id, status in replicas.items():
                 address = str(status.get("grpc", ""))
                 if replica_id == self._node.node_id or not address:
@@ -117,11 +124,13 @@ class Peers:
                 if stream is None:
                     self._streams[replica_id] = PushStream(
                         replica_id, address, self._node.eventlog, epoch, self._node.node_id, self._node.post,
-                        self._node.appended, self._node.cfg.max_event_bytes,
+                        self._node.appended, self._node.cfg.max_event_bytes, self._node.die,
                     )  # fmt: skip
 
-    def stop_all(self, join_s: float = 0.0) -> None:
+    def stop_all(self, join_s: float = 0.0, close: bool = False) -> None:
+        """Stop every stream; with `close` (shutdown), for good."""
         with self._lock:
+            self._closed = self._closed or close
             streams, self._streams = list(self._streams.values()), {}
         for stream in streams:
             stream.stop()

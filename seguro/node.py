@@ -22,6 +22,7 @@ from seguro.config import NodeConfig
 from seguro.coordination import CoordinationError, Coordinator, FenceLost, LeaseLost, LogTrimmed, MasterInfo
 from seguro.edges import Ingress, Peers
 from seguro.eventlog import EventLog
+from seguro.invariant import InvariantViolation
 from seguro.noun import cue
 from seguro.record import split_event
 from seguro.replication import MASTER, Config, Replica
@@ -44,13 +45,18 @@ class Node:
             self._check_ship()
             self._setup(cfg)
         except BaseException:  # a port in use, say: release what was taken, then report
-            if hasattr(self, "ingress"):
-                self.ingress.close()
+            for name in ("ingress", "coord", "_lease_coord"):
+                if hasattr(self, name):
+                    getattr(self, name).close()
             self.eventlog.close()
             raise
 
     def _setup(self, cfg: NodeConfig) -> None:
         self.core = Replica(self._core_config(), durable_event=self.eventlog.last_event())
+        self._stop = threading.Event()
+        self._fatal: InvariantViolation | None = None
+        # What Status answers until the first status round: the gRPC server starts before the loop does.
+        self._status: dict[str, object] = {**self.core.status(self.clock.now_s()), "effects_sent": 0}
         # Control events (etcd replies, runtime results) go before datagrams: a flood must never delay
         # the keepalive replies that keep the deadline, nor the commits that release effects.
         self._events: queue.PriorityQueue[tuple[int, int, m.Event]] = queue.PriorityQueue()
@@ -73,7 +79,7 @@ class Node:
         self._last_warning_s: dict[str, float] = {}
         self._compact_to = 0  # etcd revision of the previous trim
         self.runtime = RuntimeWorker(
-            self.eventlog, self.post, pier=cfg.data_dir / "pier", argv=cfg.runtime,
+            self.eventlog, self.post, die=self.die, pier=cfg.data_dir / "pier", argv=cfg.runtime,
             stderr_path=cfg.data_dir / "runtime.log", timeout_s=cfg.runtime_timeout_s,
             snapshot_every=cfg.snapshot_every,
         )  # fmt: skip
@@ -84,8 +90,6 @@ class Node:
         self.peers = Peers(self)
         self.effects_sent = 0
         self.effects_fenced = 0
-        self._stop = threading.Event()
-        self._status: dict[str, object] = {}
         self._watch = None
 
     def _core_config(self) -> Config:
@@ -108,14 +112,19 @@ class Node:
     # ---- the driver loop ------------------------------------------------------------------------
 
     def post(self, event: m.Event) -> None:
+        self._offer(event)
+
+    def _offer(self, event: m.Event) -> bool:
+        """Queue `event` for the driver; False when it is an incoming event shed at the door."""
         priority = 1 if isinstance(event, m.IncomingEvent) else 0
         if priority:
             with self._lock:
                 if self._datagrams_queued >= MAX_QUEUED_DATAGRAMS:
                     self.datagrams_shed += 1
-                    return
+                    return False
                 self._datagrams_queued += 1
         self._events.put((priority, next(self._event_seq), event))
+        return True
 
     def _next_event(self, timeout_s: float) -> m.Event | None:
         try:
@@ -135,6 +144,8 @@ class Node:
         def task() -> None:
             try:
                 fn(*args)
+            except InvariantViolation as e:
+                self.die(e)
             except Exception as e:
                 if self._stop.is_set():
                     return  # shutting down: the adapters are closing under it
@@ -165,6 +176,16 @@ class Node:
                     self.runtime.snapshot_if_due()
         finally:
             self._shutdown()
+        if self._fatal is not None:
+            raise self._fatal
+
+    def die(self, error: InvariantViolation) -> None:
+        """An invariant broke on a worker thread: stop the node loudly, as if it broke on the driver thread
+        (`run` re-raises it after shutting down), rather than let a retry loop step over it."""
+        log.critical("invariant violated: stopping the node", extra={"error": str(error)})
+        if self._fatal is None:
+            self._fatal = error
+        self._stop.set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -345,6 +366,10 @@ class Node:
         with self._lock:
             return dict(self._status)
 
+    def serves_epoch(self, epoch: int) -> bool:
+        """Whether this node is master at `epoch` (read from another thread: a plain attribute read)."""
+        return self.core.role == MASTER and self.core.epoch == epoch
+
     def _publish_status(self, now_s: float) -> None:
         status = {**self.core.status(now_s), "effects_sent": self.effects_sent,
                   "effects_fenced": self.effects_fenced, "grpc": self.grpc_address,
@@ -391,7 +416,8 @@ class Node:
         except ValueError as e:
             return f"not an event [@da [wire card]]: {e}"
         job = Job(noun, len(jam), reply=Future())
-        self.post(m.IncomingEvent(job, len(jam), source="admin"))
+        if not self._offer(m.IncomingEvent(job, len(jam), source="admin")):
+            return f"node overloaded: {MAX_QUEUED_DATAGRAMS} incoming events already queued; try again"
         try:
             return job.reply.result(timeout=timeout_s)  # type: ignore[union-attr]
         except TimeoutError:
@@ -403,7 +429,7 @@ class Node:
         self.ingress.close()
         if self._watch is not None:
             self._watch.cancel()
-        self.peers.stop_all(join_s=2.0)
+        self.peers.stop_all(join_s=2.0, close=True)
         if self.core.role == MASTER:
             self._quietly("resign", self.coord.resign, self.core.epoch)
         lease_id = self.core.lease_id()

@@ -22,6 +22,7 @@ from pathlib import Path
 from seguro import ames
 from seguro import messages as m
 from seguro.eventlog import EventLog
+from seguro.invariant import InvariantViolation
 from seguro.noun import Noun
 from seguro.record import decode_record, encode_record
 from seguro.serf import Serf, SerfBail, SerfError, WorkBail, default_argv
@@ -58,12 +59,13 @@ class RuntimeWorker:
         post: Callable[[m.Event], None],
         *,
         pier: Path,
+        die: Callable[[InvariantViolation], None] | None = None,
         argv: Sequence[str] = (),
         stderr_path: Path | None = None,
         timeout_s: float = 30.0,
         snapshot_every: int = 5000,
     ) -> None:
-        self._log, self._post = eventlog, post
+        self._log, self._post, self._die = eventlog, post, die
         self._argv = list(argv) or default_argv(pier)
         self._stderr_path, self._timeout_s = stderr_path, timeout_s
         self._snapshot_every = snapshot_every
@@ -103,7 +105,8 @@ class RuntimeWorker:
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stopping.set()
         self._ops.put((self._generation, "stop", None))
-        self._thread.join(timeout_s)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout_s)
         if self._serf is not None:
             self._serf.kill()
 
@@ -114,6 +117,17 @@ class RuntimeWorker:
     # ---- the runtime thread ---------------------------------------------------------------------
 
     def _loop(self) -> None:
+        try:
+            self._serve()
+        except InvariantViolation as e:  # the log is not what it must be: no retry can mend that
+            if self._die is None:
+                raise
+            self._die(e)
+        finally:  # the serf is ours to kill: one started while stop() waited would outlive the node
+            if self._serf is not None:
+                self._serf.kill()
+
+    def _serve(self) -> None:
         while not self._stopping.is_set():
             if self._deferred is not None:
                 (generation, kind, arg), self._deferred = self._deferred, None
@@ -128,6 +142,8 @@ class RuntimeWorker:
                 self._dispatch(kind, arg)
             except SerfError as e:
                 self._fail(f"{type(e).__name__}: {e}")
+            except InvariantViolation:
+                raise
             except Exception as e:  # a record that does not decode, a log read error: never silent
                 log.exception("runtime request failed", extra={"kind": kind})
                 self._fail(f"{type(e).__name__}: {e}")

@@ -19,6 +19,7 @@ import grpc
 
 from seguro import messages as m
 from seguro.eventlog import EventLog
+from seguro.invariant import InvariantViolation
 from seguro.proto.seguro.v1 import replication_pb2 as pb
 from seguro.proto.seguro.v1 import replication_pb2_grpc as rpc
 
@@ -185,8 +186,10 @@ class PushStream:
         post: Callable[[m.Event], None],
         appended: threading.Condition,
         max_message_bytes: int,
+        die: Callable[[InvariantViolation], None],
     ) -> None:
         self.follower_id, self.address, self.epoch = follower_id, address, epoch
+        self._die = die
         self._log, self._master_id, self._post, self._appended = eventlog, master_id, post, appended
         self._options = grpc_options(max_message_bytes)
         self._stop = threading.Event()
@@ -215,6 +218,9 @@ class PushStream:
                 self._session()
             except grpc.RpcError as e:
                 self.error = f"{e.code().name}: {e.details()}"  # type: ignore[attr-defined]
+            except InvariantViolation as e:  # our own log is broken: the node must stop, not retry
+                self._die(e)
+                return
             except Exception as e:
                 self.error = f"{type(e).__name__}: {e}"
                 log.exception("push stream failed", extra={"follower": self.follower_id})

@@ -1,14 +1,29 @@
-"""`seguro node run` refuses wrong settings and unusable resources with a clear error, taking nothing."""
+"""`seguro node run` refuses wrong settings and unusable resources with a clear error, taking nothing;
+a node answers admin calls from its start and stops loudly on a broken invariant."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
+import pytest
 from click.testing import CliRunner
 
+from seguro import messages as m
 from seguro.cli import main
-from seguro.eventlog import EventLog
+from seguro.config import NodeConfig
+from seguro.eventlog import EventLog, event_key
+from seguro.node import Node
+from seguro.noun import cord, jam
+from seguro.proto.seguro.v1 import replication_pb2 as pb
+from seguro.proto.seguro.v1 import replication_pb2_grpc as rpc
+from seguro.record import da_from_unix
+from tests.test_runtime import make_log
 
 
 def run_node(tmp_path: Path, *extra: str) -> tuple[int, str]:
@@ -43,3 +58,47 @@ def test_a_data_dir_in_use_is_refused(tmp_path: Path) -> None:
     with EventLog(tmp_path / "d"):
         code, output = run_node(tmp_path)
     assert code == 1 and "in use" in output
+
+
+def test_a_gap_in_the_local_log_stops_the_node_loudly(tmp_path: Path) -> None:
+    """Found in review: the runtime thread turned a broken invariant (here, a hole in the log it replays)
+    into a runtime failure and restarted every second, forever. The node must stop and say why."""
+    log = make_log(tmp_path / "d", 7)  # events 1..10
+    log._db.delete(event_key(5))  # what no code path of ours writes: a log with a hole
+    log.close()
+    args = [sys.executable, "-m", "seguro.cli", "node", "run", "--id", "n0", "--ship", "zod",
+            "--data", str(tmp_path / "d"), "--etcd", "127.0.0.1:1"]  # fmt: skip
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "invariant violated" in done.stderr and "event log is not contiguous" in done.stderr
+
+
+@pytest.fixture
+def idle_node(tmp_path: Path) -> Iterator[Node]:
+    """A node whose loop never runs: what callers see between its start and its first round."""
+    settings = {"node_id": "n0", "ship": "zod", "data_dir": tmp_path / "d", "etcd": "127.0.0.1:1",
+                "grpc": "127.0.0.1:0", "udp": "127.0.0.1:0"}  # fmt: skip
+    node = Node(NodeConfig.load(None, settings))
+    try:
+        yield node
+    finally:
+        node._shutdown()
+
+
+def test_status_and_step_down_answer_before_the_node_loop_runs(idle_node: Node) -> None:
+    """Found in review: the gRPC server starts in Node() but the status was empty until the loop's first
+    round, so Status and StepDown failed with a KeyError in that window."""
+    with grpc.insecure_channel(idle_node.grpc_address) as channel:
+        admin = rpc.AdminStub(channel)
+        status = admin.Status(pb.StatusRequest(), timeout=5)
+        assert (status.id, status.role, status.durable_event) == ("n0", "follower", 0)
+        assert admin.StepDown(pb.StepDownRequest(), timeout=5).was_master is False
+
+
+def test_a_poke_shed_at_a_full_queue_is_told_so_at_once(idle_node: Node) -> None:
+    """Found in review: a poke dropped at the door waited 10 s for an answer that could never come."""
+    while idle_node.datagrams_shed == 0:  # bounded: the queue holds MAX_QUEUED_DATAGRAMS
+        idle_node.post(m.IncomingEvent(job=None, size_bytes=1))
+    started_s = time.monotonic()
+    reply = idle_node.poke(jam((da_from_unix(1_700_000_000.0), ((0, 0), (cord("test"), 0)))))
+    assert reply.startswith("node overloaded") and time.monotonic() - started_s < 1.0

@@ -62,8 +62,10 @@ def follower(tmp_path: Path) -> Iterator[tuple[FollowerStandIn, str]]:
 
 
 def _push(master_log: EventLog, follower_id: str, address: str, posted: list[m.Event]) -> PushStream:
-    appended = threading.Condition()
-    return PushStream(follower_id, address, master_log, 5, "n0", posted.append, appended, MAX_MESSAGE_BYTES)
+    appended, died = threading.Condition(), posted.append  # a broken invariant shows up among `posted`
+    return PushStream(
+        follower_id, address, master_log, 5, "n0", posted.append, appended, MAX_MESSAGE_BYTES, died  # type: ignore[arg-type]
+    )
 
 
 def test_the_push_stream_fills_the_follower_and_reports_its_acks(follower, tmp_path: Path) -> None:
