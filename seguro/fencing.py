@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from seguro.invariant import require
 
+RENEW_RETRY_S = 0.2  # after a failed keepalive: soon, but not at every tick against an etcd that is down
+
 
 @dataclass(frozen=True)
 class LeaseDeadline:
@@ -101,5 +103,8 @@ class LeaseKeeper:
             return True
         return False
 
-    def failed(self) -> None:
+    def failed(self, now_s: float) -> None:
+        """A lease request failed (it renewed nothing): try again soon, not a whole TTL/3 after the
+        failed send, or two quick failures in a row would run a healthy master's deadline out."""
         self._inflight_since_s = None
+        self._last_renew_s = min(self._last_renew_s, now_s - self.ttl_s / 3 + RENEW_RETRY_S)

@@ -136,7 +136,7 @@ class Replica:
             self._fence("lease lost", ready)
 
     def _on_LeaseRequestFailed(self, ev: m.LeaseRequestFailed, now_s: float, ready: m.Ready) -> None:
-        self._keeper.failed()
+        self._keeper.failed(now_s)
 
     # ---- election -----------------------------------------------------------------------------
 
@@ -202,8 +202,6 @@ class Replica:
         if self.role != FOLLOWER or lease is None or not self.runtime_ready or self._campaign_inflight:
             return
         if self._master is None or self._master.holder is not None:
-            if self._master is not None and self._master.holder == self.cfg.node_id:
-                self._resign_stale_key(now_s, ready)
             return
         if lease.remaining_s(now_s) < self.cfg.lease_margin_s or now_s < self._last_campaign_s:
             return
@@ -214,8 +212,12 @@ class Replica:
         self._last_campaign_s = now_s
 
     def _resign_stale_key(self, now_s: float, ready: m.Ready) -> None:
-        """The master key still names us after we fenced: delete it so another can win."""
-        if self._master is not None and now_s - self._last_resign_s >= self.cfg.resign_retry_s:
+        """The master key still names us though we do not serve (fenced, stopped, runtime down): delete it,
+        and keep trying, so that another can win. Our lease, which we keep renewing, would keep it alive."""
+        key = self._master
+        if self.role not in (FOLLOWER, STOPPED) or self._campaign_inflight or key is None:
+            return
+        if key.holder == self.cfg.node_id and now_s - self._last_resign_s >= self.cfg.resign_retry_s:
             ready.resign_epoch = self._master.epoch
             self._last_resign_s = now_s
 
@@ -295,7 +297,7 @@ class Replica:
             expected=self._last_worked + 1,
         )
         self._last_worked = self.applied = ev.eve
-        self._running -= 1
+        self._job_answered()
         self._pending.append((ev.eve, ev.record))
         if ev.effects:
             self._held[ev.eve] = ev.effects
@@ -306,12 +308,18 @@ class Replica:
         require(self._last_worked == 0 and self.durable == 0, "boot events go first", durable=self.durable)
         self._pending.extend((eve, record) for eve, record in enumerate(ev.records, start=1))
         self._last_worked = self.applied = len(ev.records)
-        self._running = 0
+        self._job_answered()  # the boot; datagrams taken while it ran are still running (found in review)
+
+    def _job_answered(self) -> None:
+        """One job handed to the runtime came back. The count decides whether a fence must restart the
+        runtime (it holds run-ahead): an undercount would leave an uncommitted event in it."""
+        self._running -= 1
+        require(self._running >= 0, "more runtime answers than jobs handed out", running=self._running)
 
     def _on_WorkRefused(self, ev: m.WorkRefused, now_s: float, ready: m.Ready) -> None:
         """The runtime rejected a job (vere's %work %bail): it takes no event number and is not logged."""
         if self.role == MASTER and self.runtime_ready:
-            self._running -= 1
+            self._job_answered()
             self.counters["refused"] += 1
 
     def _on_RuntimeFailed(self, ev: m.RuntimeFailed, now_s: float, ready: m.Ready) -> None:
@@ -449,6 +457,7 @@ class Replica:
     # ---- every step ---------------------------------------------------------------------------
 
     def _progress(self, now_s: float, ready: m.Ready) -> None:
+        self._resign_stale_key(now_s, ready)
         if self.role == STOPPED:
             return
         if self.role in (MASTER, PROMOTING) and not self._keeper.holds(now_s):

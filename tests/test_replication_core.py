@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from seguro import messages as m
+from seguro.fencing import RENEW_RETRY_S
 from seguro.invariant import InvariantViolation
 from seguro.replication import FOLLOWER, MASTER, PROMOTING, STOPPED, Config, Replica
 
@@ -409,3 +410,74 @@ def test_a_campaign_reply_slower_than_the_watch_is_stale() -> None:
     s.step(m.MasterObserved(holder="b", epoch=20, revision=20))
     ready = s.step(m.CampaignResult(won=True, lease_id=7, epoch=10))
     assert s.r.role == FOLLOWER and ready.resign_epoch == 10
+
+
+def test_a_fence_restarts_the_runtime_when_a_job_taken_during_the_boot_was_counted_off() -> None:
+    """Found in review: Booted reset the count of jobs in the runtime, forgetting a datagram taken while
+    the boot ran; a later fence with one job in flight then kept the runtime, holding an event that was
+    never committed, and the next term's commits carried mugs no replay of the log gives."""
+    s = Script()
+    assert s.become_master().boot
+    assert s.step(m.IncomingEvent(job="d1", size_bytes=1)).run == ["d1"]  # while the boot runs
+    commit = s.step(m.Booted((b"formula", b"born"))).commit
+    assert commit is not None
+    s.step(m.WorkDone(eve=3, record=b"r3", effects=("fx",)))
+    commit = s.step(m.CommitDone(seq=commit.seq, ok=True)).commit
+    assert commit is not None
+    s.step(m.CommitDone(seq=commit.seq, ok=True))
+    assert s.r.durable == s.r.applied == 3
+    assert s.step(m.IncomingEvent(job="d2", size_bytes=1)).run == ["d2"]  # in the runtime, uncommitted
+    ready = s.step(m.StepDown())
+    assert s.r.role == FOLLOWER and ready.restart_runtime and not s.r.runtime_ready
+
+
+def test_more_runtime_answers_than_jobs_stop_the_replica_loudly() -> None:
+    s = Script(durable=3)  # no boot to run
+    s.become_master()
+    s.run_event()
+    with pytest.raises(InvariantViolation, match="more runtime answers than jobs"):
+        s.step(m.WorkRefused("bailed"))
+
+
+@pytest.mark.parametrize("how", ["diverged while promoting", "runtime keeps failing"])
+def test_a_key_left_on_our_lease_is_resigned_again_until_it_is_gone(how: str) -> None:
+    """Found in review: the resign a fence sends can fail (etcd hiccup); only a runtime-ready follower
+    retried it, so a stopped replica, or one whose runtime never came back, held the key for good while
+    it kept renewing the lease under it: no other replica could ever win."""
+    s = Script(durable=3)
+    s.follower_with_lease(runtime_eve=1)
+    s.step(m.MasterObserved(holder=None, epoch=0, revision=9))
+    s.step(m.CampaignResult(won=True, lease_id=7, epoch=10))
+    s.step(m.CatchUpDone(head=3, epoch=10))
+    failure = m.Diverged(eve=2, detail="mug mismatch") if how.startswith("div") else m.RuntimeFailed("x")
+    fenced = s.step(failure)
+    assert fenced.resign_epoch == 10  # suppose this one is lost
+    s.step(m.MasterObserved(holder="a", epoch=10, revision=10))
+    resigns = 0
+    for _ in range(10):
+        ready = s.tick(1.0)
+        if ready.renew_lease:
+            s.step(m.KeepaliveAcked(lease_id=7, ttl_s=TTL_S, sent_at_s=s.now_s))
+        if ready.restart_runtime:
+            s.step(m.RuntimeFailed("died again"))
+        resigns += ready.resign_epoch == 10
+    assert resigns >= 5
+    assert s.step(m.MasterObserved(holder="b", epoch=12, revision=12)).resign_epoch is None
+    assert s.tick(1.0).resign_epoch is None  # the key is someone else's now
+
+
+def test_a_failed_keepalive_is_retried_soon_not_a_third_of_the_ttl_later() -> None:
+    """Found in review: after a keepalive failed fast, the next went a full TTL/3 after the failed one,
+    so two quick failures (etcd leader changes) ran a healthy master's deadline out."""
+    s = Script()
+    s.become_master()
+    sends_s = []
+    for _ in range(60):
+        ready = s.tick(0.05)
+        if ready.renew_lease:
+            sends_s.append(s.now_s)
+            if len(sends_s) == 1:
+                s.step(m.KeepaliveAcked(lease_id=7, ttl_s=TTL_S, sent_at_s=s.now_s))
+            elif len(sends_s) == 2:
+                s.step(m.LeaseRequestFailed("etcdserver: leader changed"))
+    assert len(sends_s) >= 3 and sends_s[2] - sends_s[1] <= RENEW_RETRY_S + 0.05 + 1e-9
