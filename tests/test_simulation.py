@@ -1,8 +1,8 @@
 """Deterministic simulation: several real replication cores over an in-memory etcd with injected faults.
 
 Each seed is a different history of pauses, crashes, lease extensions, dropped watches, lost commit
-replies, cuts from etcd and stalls on lease replies. A failure message starts with the seed; rerun one
-with SEGURO_SIM_SEED=<seed>.
+replies, cuts from etcd, stalls on lease replies and runtime deaths, over an etcd trimmed to 40 events.
+A failure message starts with the seed; rerun one with SEGURO_SIM_SEED=<seed>.
 """
 
 from __future__ import annotations

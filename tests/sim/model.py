@@ -3,6 +3,8 @@
 It follows etcd's rules that matter for safety: one revision counter, a lease expires no earlier than its
 TTL after the last keepalive it received (and may be extended by a simulated etcd leader change), the
 master key dies with its lease, and an append compares the key's create revision and the head atomically.
+Trimming only hides old batches from readers (the model keeps them, so the simulator can check every
+record against what was committed).
 """
 
 from __future__ import annotations
@@ -19,6 +21,14 @@ class MasterKey:
     create_revision: int
 
 
+class Trimmed(Exception):
+    """A read from below what the master trimmed: those events now live only in replicas' logs."""
+
+    def __init__(self, first_available: int) -> None:
+        super().__init__(f"trimmed below {first_available}")
+        self.first_available = first_available
+
+
 @dataclass
 class MemEtcd:
     revision: int = 1
@@ -26,6 +36,7 @@ class MemEtcd:
     master: MasterKey | None = None
     log: list[tuple[int, bytes]] = field(default_factory=list)  # (epoch, record); event = index + 1
     batches: list[m.Batch] = field(default_factory=list)
+    trimmed_below: int = 1  # readers see events from here on
     _next_lease: int = 100
     master_changes: list[tuple[float, str | None, int]] = field(default_factory=list)
 
@@ -45,6 +56,17 @@ class MemEtcd:
         _, ttl_s = self.leases[lease_id]
         self.leases[lease_id] = (now_s + ttl_s, ttl_s)
         return ttl_s
+
+    def revoke(self, lease_id: int, now_s: float) -> bool:
+        """Drop a lease (and the master key on it); True when the master key went away."""
+        self.leases.pop(lease_id, None)
+        return self.expire(now_s)
+
+    def trim(self, epoch: int, below: int, now_s: float) -> None:
+        """Hide batches below `below` from readers, under the master's fence (the real trim deletes them)."""
+        self.expire(now_s)
+        if self.master is not None and self.master.create_revision == epoch and below <= self.head + 1:
+            self.trimmed_below = max(self.trimmed_below, below)
 
     def extend_all(self, extra_s: float) -> None:
         """An etcd leader change: every lease gets its full TTL again (it never shrinks)."""
@@ -101,6 +123,8 @@ class MemEtcd:
 
     def read_from(self, first_event: int) -> list[m.Batch]:
         """Committed records from `first_event`, regrouped into one batch per original epoch run."""
+        if first_event < self.trimmed_below:
+            raise Trimmed(self.trimmed_below)
         out: list[m.Batch] = []
         for event in range(first_event, self.head + 1):
             epoch, record = self.log[event - 1]

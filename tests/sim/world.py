@@ -5,9 +5,13 @@ latencies, and injects faults: pauses (SIGSTOP), crashes and restarts, lease ext
 changes, dropped watch notifications, appends whose reply is lost (the outcome unknown to the master),
 cuts from etcd (requests lost; replies and watch events held up), and stalls that catch a lease reply
 between its arrival and its handling (etcd renewed the lease long before the node learns of it: a
-deadline counted from the reply's arrival instead of the request's send time then outlives the lease).
+deadline counted from the reply's arrival instead of the request's send time then outlives the lease),
+runtime deaths, and commits retried by the adapter after a lost reply. The master trims etcd to a small
+window, so a lagging replica that wins must fetch the trimmed events from a peer's log.
 Every effect release is checked against the model's truth at that instant: a release by anyone but the
-live lease holder of the master key, or of an uncommitted event, is a double boot.
+live lease holder of the master key, or of an uncommitted event, is a double boot. Every commit is
+checked against a replay of the log before it (a forked runtime), every trim against the other
+replicas' logs (etcd must never be an event's only copy besides the master's disk).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass, field
 
 from seguro import messages as m
 from seguro.replication import MASTER, Config, Replica
-from tests.sim.model import MemEtcd
+from tests.sim.model import MemEtcd, Trimmed
 
 TICK_S = 0.05
 
@@ -64,10 +68,12 @@ class SimNode:
 
 
 class World:
-    def __init__(self, seed: int, nodes: int = 3, ttl_s: float = 3.0, ack_replicas: int = 0) -> None:
+    def __init__(
+        self, seed: int, nodes: int = 3, ttl_s: float = 3.0, ack_replicas: int = 0, retain_events: int = 40
+    ) -> None:
         self.seed, self.rng, self.now_s = seed, random.Random(seed), 0.0
         self.etcd = MemEtcd()
-        self.ttl_s, self.ack_replicas = ttl_s, ack_replicas
+        self.ttl_s, self.ack_replicas, self.retain_events = ttl_s, ack_replicas, retain_events
         self.queue: list[tuple[float, int, Callable[[], None]]] = []
         self.counter = itertools.count()
         self.nodes = {f"n{i}": self._fresh(f"n{i}", []) for i in range(nodes)}
@@ -81,7 +87,12 @@ class World:
     # ---- plumbing -----------------------------------------------------------------------------
 
     def _fresh(self, node_id: str, log: list[bytes]) -> SimNode:
-        cfg = Config(node_id=node_id, lease_ttl_s=self.ttl_s, ack_replicas=self.ack_replicas)
+        cfg = Config(
+            node_id=node_id,
+            lease_ttl_s=self.ttl_s,
+            ack_replicas=self.ack_replicas,
+            etcd_retain_events=self.retain_events,
+        )
         return SimNode(node_id, Replica(cfg, durable_event=len(log)), log=log)
 
     def at(self, delay_s: float, fn: Callable[[], None]) -> None:
@@ -163,6 +174,8 @@ class World:
                 records.append(encode(node.rt_mug, job))
             self._runtime_done(node, m.Booted(tuple(records)))
         self._etcd_requests(node, ready)
+        if ready.trim_below is not None:
+            self._trim(node, ready.trim_below)
         if ready.stop:
             self.violation(f"{node.node_id} stopped: {ready.stop}")
 
@@ -196,11 +209,34 @@ class World:
             self.violation(f"effects of event {eve} emitted twice ({self.released[eve]}, {node.node_id})")
         self.released[eve] = node.node_id
 
+    def _trim(self, node: SimNode, below: int) -> None:
+        """etcd must never be the only copy of an event besides the master's own disk."""
+        if not any(len(n.log) >= below - 1 for n in self.nodes.values() if n is not node):
+            self.violation(f"{node.node_id} trims etcd below {below}, which no other replica holds")
+        epoch = node.core.epoch
+        self.at(self.lat(), lambda: self.etcd.trim(epoch, below, self.now_s))
+
+    def _check_chain(self, first_event: int) -> None:
+        """Each committed record's mug is what a replay of the log before it gives: a runtime that kept
+        an uncommitted event would commit records whose mugs no replay reproduces (a forked ship)."""
+        mug = decode(self.etcd.log[first_event - 2][1])[0] if first_event > 1 else 0
+        for event in range(first_event, self.etcd.head + 1):
+            logged_mug, job = decode(self.etcd.log[event - 1][1])
+            mug = chain_mug(mug, job)
+            if logged_mug != mug:
+                self.violation(f"event {event} was committed with a mug no replay of the log gives")
+
     def _commit(self, node: SimNode, commit: m.Commit) -> None:
         def land() -> None:
+            head_before = self.etcd.head
             result = self.etcd.append(commit, self.now_s)
+            if result.ok:
+                self._check_chain(head_before + 1)
             if self.faults and self.rng.random() < self.commit_reply_loss_p:
-                result = m.CommitDone(commit.seq, ok=False, error="etcd request timed out")
+                if self.rng.random() < 0.5:  # the outcome is unknown to the master
+                    result = m.CommitDone(commit.seq, ok=False, error="etcd request timed out")
+                else:  # the adapter retried: a landed first try shows up as the head at our last event
+                    result = self.etcd.append(commit, self.now_s)
             self.reply(node, result)
 
         if self.cut(node):
@@ -280,14 +316,34 @@ class World:
             first, epoch = ready.catch_up_from, node.core.epoch
 
             def read() -> None:
-                for batch in self.etcd.read_from(first):
+                try:
+                    batches = self.etcd.read_from(first)
+                except Trimmed as e:  # the trimmed part comes from a live peer's log, the rest from etcd
+                    peer = self._peer_holding(node, e.first_available - 1)
+                    if peer is None:
+                        self.deliver(node, m.CatchUpDone(0, epoch, error="no live peer holds them"))
+                        return
+                    records = tuple(peer.log[first - 1 : e.first_available - 1])
+                    batches = [m.Batch(0, first, records), *self.etcd.read_from(e.first_available)]
+                for batch in batches:
                     self.deliver(node, m.CatchUpFetched(batch), delay_s=0.001)
                 self.deliver(node, m.CatchUpDone(self.etcd.head, epoch), delay_s=0.002)
 
             self.at(self.lat(), read)
+        if ready.revoke_lease is not None:
+            lease_id = ready.revoke_lease
+            self.at(self.lat(), lambda: self.etcd.revoke(lease_id, self.now_s) and self.notify_master())
         if ready.resign_epoch is not None:
             epoch = ready.resign_epoch
             self.at(self.lat(), lambda: (self.etcd.resign(epoch, self.now_s), self.notify_master()))
+
+    def _peer_holding(self, node: SimNode, last: int) -> SimNode | None:
+        """A live, awake replica other than `node` whose log reaches `last`."""
+        for peer in self.nodes.values():
+            awake = not peer.crashed and self.now_s >= peer.paused_until_s
+            if peer is not node and awake and len(peer.log) >= last:
+                return peer
+        return None
 
     # ---- background processes -----------------------------------------------------------------
 
@@ -336,8 +392,10 @@ class World:
             self.etcd.extend_all(self.rng.uniform(0.0, self.ttl_s))
         elif roll < 0.8:
             node.cut_until_s = max(node.cut_until_s, self.now_s + self.rng.uniform(0.5, 2 * self.ttl_s))
-        elif roll < 0.95:
+        elif roll < 0.9:
             node.stall_on_lease_reply_s = self.rng.uniform(0.3, 2 * self.ttl_s)
+        elif roll < 0.97 and not node.crashed:  # the serf dies: whatever it ran ahead is gone
+            self.deliver(node, m.RuntimeFailed("sim: the runtime died"))
 
     def _crash(self, node: SimNode, down_s: float) -> None:
         node.crashed, node.generation = True, node.generation + 1
