@@ -172,7 +172,10 @@ class Replica:
         log.info("won master key; catching up", extra={"epoch": ev.epoch, "durable": self.durable})
 
     def _on_CatchUpFetched(self, ev: m.CatchUpFetched, now_s: float, ready: m.Ready) -> None:
-        if self.role != STOPPED:
+        """A master stores only what it committed itself: a late read must never raise `committed`
+        over its held effects (the fencing argument already excludes another writer; this does not
+        lean on it)."""
+        if self.role in (FOLLOWER, PROMOTING):
             self._store_committed(ev.batch, ready)
 
     def _on_CatchUpDone(self, ev: m.CatchUpDone, now_s: float, ready: m.Ready) -> None:

@@ -481,3 +481,11 @@ def test_a_failed_keepalive_is_retried_soon_not_a_third_of_the_ttl_later() -> No
             elif len(sends_s) == 2:
                 s.step(m.LeaseRequestFailed("etcdserver: leader changed"))
     assert len(sends_s) >= 3 and sends_s[2] - sends_s[1] <= RENEW_RETRY_S + 0.05 + 1e-9
+
+
+def test_a_late_catch_up_read_never_releases_a_masters_held_effects() -> None:
+    s = Script(durable=3)
+    s.become_master()
+    s.run_event()  # event 4 is held until our commit of it lands
+    ready = s.step(m.CatchUpFetched(m.Batch(9, 4, (b"someone else's 4",))))
+    assert ready.release == [] and ready.persist == [] and s.r.committed == 3
