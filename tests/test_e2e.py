@@ -339,6 +339,7 @@ def test_a_follower_whose_disk_is_replaced_gets_the_whole_log_back_and_counts_ag
     try:
         c.send(600)
         wait_until("every replica to hold the first 600", lambda: c.converged() and c.head() >= 600, 30)
+        wait_until("every datagram to be answered", lambda: len(c.peer.acks) >= 600, 15)
         master = c.master()["id"]
         follower = next(n["id"] for n in c.state["nodes"] if n["id"] != master)
         os.kill(c.node(follower)["pid"], signal.SIGKILL)
