@@ -76,6 +76,7 @@ class Node:
         self._lease = ThreadPoolExecutor(1, thread_name_prefix="seguro-lease")
         self._background = ThreadPoolExecutor(1, thread_name_prefix="seguro-status")
         self._status_busy = threading.Event()
+        self._resign_busy = threading.Event()
         self._last_warning_s: dict[str, float] = {}
         self._compact_to = 0  # etcd revision of the previous trim
         self.runtime = RuntimeWorker(
@@ -165,12 +166,13 @@ class Node:
             while not self._stop.is_set():
                 event = self._next_event(max(0.0, next_tick_s - self.clock.now_s()))
                 now_s = self.clock.now_s()
+                role = self.core.role
                 if event is not None:
                     self._perform(self.core.step(event, now_s))
                 if now_s >= next_tick_s:  # ticks run under load too: keepalives must never wait on traffic
                     next_tick_s = now_s + TICK_S
                     self._perform(self.core.tick(now_s))
-                if now_s >= next_status_s:
+                if now_s >= next_status_s or self.core.role != role:  # a role change is shown at once
                     next_status_s = now_s + STATUS_EVERY_S
                     self._publish_status(now_s)
                     self.runtime.snapshot_if_due()
@@ -259,8 +261,15 @@ class Node:
                          fail=lambda r: m.CatchUpDone(0, epoch, error=r))  # fmt: skip
         if ready.trim_below is not None:
             self._submit(self._etcd, self._trim, self.core.epoch, ready.trim_below)
-        if ready.resign_epoch is not None:
-            self._submit(self._etcd, self._quietly, "resign", self.coord.resign, ready.resign_epoch)
+        if ready.resign_epoch is not None and not self._resign_busy.is_set():
+            self._resign_busy.set()  # the core asks every second: never queue them up while etcd is away
+            self._submit(self._etcd, self._resign, ready.resign_epoch)
+
+    def _resign(self, epoch: int) -> None:
+        try:
+            self._quietly("resign", self.coord.resign, epoch)
+        finally:
+            self._resign_busy.clear()
 
     def _grant(self) -> None:
         sent_at_s = self.clock.now_s()

@@ -57,6 +57,7 @@ class NodeHandle(Protocol):
     def close_stream(self, stream_id: int) -> None: ...
     def status(self) -> dict[str, object]: ...
     def poke(self, jam: bytes) -> str: ...
+    def die(self, error: InvariantViolation) -> None: ...
 
 
 def batch_to_pb(batch: m.Batch) -> pb.Batch:
@@ -131,7 +132,11 @@ class ReplicationService(rpc.ReplicationServicer):
         first = max(1, request.from_event)
         last = min(request.to_event or log_.last_event(), log_.last_event())
         while first <= last:
-            batch = read_batch(log_, first, 0, min(PUSH_BATCH_EVENTS, last - first + 1))
+            try:
+                batch = read_batch(log_, first, 0, min(PUSH_BATCH_EVENTS, last - first + 1))
+            except InvariantViolation as e:  # our own log is broken: stop the node, not just this call
+                self._node.die(e)
+                context.abort(grpc.StatusCode.INTERNAL, f"replica stopping: {e}")
             if not batch.records:
                 return
             yield batch_to_pb(batch)

@@ -162,6 +162,18 @@ def test_a_follower_that_lost_its_disk_no_longer_counts_for_acks_or_trimming() -
     assert [t for t in trims if t] == [1, 2, 3]  # each behind what b then held
 
 
+def test_a_follower_back_on_an_empty_disk_no_longer_vouches_for_held_effects() -> None:
+    s = Script(ack_replicas=2, durable=3)
+    s.become_master()
+    commit = s.run_event().commit
+    assert commit is not None
+    s.step(m.CommitDone(seq=commit.seq, ok=True))  # event 4 is committed, held for two acks
+    s.step(m.FollowerAck("b", 4))
+    s.step(m.FollowerAck("b", 0))  # b's disk was replaced before c acked
+    assert s.step(m.FollowerAck("c", 4)).release == []  # only c holds event 4 now
+    assert s.step(m.FollowerAck("b", 4)).release == [(4, ("fx",))]
+
+
 def test_fence_lost_commit_discards_run_ahead() -> None:
     s = Script()
     s.become_master()

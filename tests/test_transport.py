@@ -49,6 +49,9 @@ class FollowerStandIn:
     def poke(self, jam: bytes) -> str:
         return "not a master"
 
+    def die(self, error: Exception) -> None:
+        raise AssertionError(f"the follower's log broke an invariant: {error}")
+
 
 @pytest.fixture
 def follower(tmp_path: Path) -> Iterator[tuple[FollowerStandIn, str]]:
@@ -76,11 +79,11 @@ def test_the_push_stream_fills_the_follower_and_reports_its_acks(follower, tmp_p
     stream = _push(master_log, "n4", address, posted)
     try:
         deadline_s = time.monotonic() + 10
-        while node.eventlog.last_event() < 300 and time.monotonic() < deadline_s:
-            time.sleep(0.02)
+        while m.FollowerAck("n4", 300) not in posted and time.monotonic() < deadline_s:
+            time.sleep(0.02)  # the ack comes back after the follower's write
         assert [r for _, r in node.eventlog.read(1, 300)] == [r for _, r in master_log.read(1, 300)]
         acks = [e for e in posted if isinstance(e, m.FollowerAck)]
-        assert acks[0] == m.FollowerAck("n4", 0) and m.FollowerAck("n4", 300) in acks
+        assert acks[0] == m.FollowerAck("n4", 0) and acks[-1] == m.FollowerAck("n4", 300)
     finally:
         stream.stop()
         stream.join(5)
