@@ -339,8 +339,8 @@ def test_ack_replicas_holds_effects_until_enough_followers_hold_the_event(tmp_pa
 
 def test_a_follower_whose_disk_is_replaced_gets_the_whole_log_back_and_counts_again(tmp_path: Path) -> None:
     """The failure Seguro exists for: a follower's disk dies. It comes back empty, etcd has trimmed the
-    early events, so the master's push stream refills it; with --ack-replicas 2 no effect leaves meanwhile
-    on the strength of what the dead disk once held."""
+    early events, so the master's push stream refills it; with --ack-replicas 2 effects wait for it. (That
+    an emptied follower stops counting for what its old disk held is pinned by the core's unit tests.)"""
     c = Cluster(tmp_path / "cluster", extra=["--ack-replicas", "2", "--etcd-retain-events", "200"])
     try:
         c.send(600)
