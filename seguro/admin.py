@@ -1,10 +1,19 @@
-"""Read-only views of a ship's replication state in etcd, for the CLI, the demo and tests."""
+"""Operator views of a ship's replication state in etcd (read-only), and the planned switchover."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
-from seguro.coordination import Coordinator
+import grpc
+
+from seguro.coordination import CoordinationError, Coordinator
+from seguro.proto.seguro.v1 import replication_pb2 as pb
+from seguro.proto.seguro.v1 import replication_pb2_grpc as rpc
+
+
+class AdminError(RuntimeError):
+    """An operator action could not be carried out; the message says why and what state things are in."""
 
 
 def _coordinator(etcd: str, ship: str) -> Coordinator:
@@ -36,3 +45,41 @@ def status_rows(etcd: str, ship: str, stale_after_s: float = 5.0) -> dict[str, o
                      "grpc": st.get("grpc"), "udp": st.get("udp"), "seen_s_ago": round(age_s, 1),
                      "error": st.get("error", "")})  # fmt: skip
     return {"head": head, "master": master.node_id if master else None, "replicas": rows}
+
+
+def wait_for_master(etcd: str, ship: str, timeout_s: float, not_id: str | None = None) -> dict:
+    """Block until a master other than `not_id` holds the key and reports itself master; its record."""
+    deadline = time.monotonic() + timeout_s
+    with Coordinator(etcd, ship, timeout_s=1.0, retry_budget_s=1.0) as coord:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(CoordinationError):
+                master = coord.master()
+                if master is not None and master.node_id != not_id:
+                    status = coord.replicas().get(master.node_id, {})
+                    if status.get("role") == "master" and status.get("epoch") == master.epoch:
+                        return {"id": master.node_id, "epoch": master.epoch, **master.info}
+            time.sleep(0.05)
+    others = f" other than {not_id}" if not_id else ""
+    raise AdminError(f"no master{others} serving ship {ship} after {timeout_s} s")
+
+
+def step_down(etcd: str, ship: str, timeout_s: float = 15.0) -> dict[str, object]:
+    """A planned switchover (before maintenance on the master's machine): ask the master over gRPC to step
+    down, which fences it and holds it back from the next election, then wait for another replica to
+    serve. Returns who was and who is master, with their epochs and the seconds it took."""
+    old = leader_info(etcd, ship)
+    if old is None:
+        raise AdminError(f"ship {ship} has no master to step down")
+    address = str(old.get("grpc", ""))
+    started_s = time.monotonic()
+    try:
+        with grpc.insecure_channel(address) as channel:
+            reply = rpc.AdminStub(channel).StepDown(pb.StepDownRequest(), timeout=5)
+    except grpc.RpcError as e:
+        detail = f"{e.code().name}: {e.details()}"  # type: ignore[attr-defined]
+        raise AdminError(f"master {old['id']} at {address} did not take the request ({detail})") from None
+    if not reply.was_master:
+        raise AdminError(f"{old['id']} at {address} was no longer master; see `seguro leader`")
+    new = wait_for_master(etcd, ship, timeout_s, not_id=str(old["id"]))
+    return {"old": old["id"], "old_epoch": old["epoch"], "new": new["id"], "new_epoch": new["epoch"],
+            "seconds": round(time.monotonic() - started_s, 2)}  # fmt: skip

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from seguro import processes
-from seguro.coordination import CoordinationError, Coordinator
+from seguro.admin import AdminError, wait_for_master
 from seguro.etcd_server import EtcdCluster, stop_from_state
 
 STATE_FILE = "cluster.json"
@@ -64,21 +64,6 @@ def start_node(workdir: Path, node_id: str, ship: str, etcd: str, extra: list[st
     return NodeProc(node_id, proc.pid, info["grpc"], info["udp"], info["data"], str(log_path))
 
 
-def wait_for_master(etcd: str, ship: str, timeout_s: float, not_id: str | None = None) -> dict:
-    """Block until a master other than `not_id` holds the key and reports itself master; its record."""
-    deadline = time.monotonic() + timeout_s
-    with Coordinator(etcd, ship, timeout_s=1.0, retry_budget_s=1.0) as coord:
-        while time.monotonic() < deadline:
-            with contextlib.suppress(CoordinationError):
-                master = coord.master()
-                if master is not None and master.node_id != not_id:
-                    status = coord.replicas().get(master.node_id, {})
-                    if status.get("role") == "master" and status.get("epoch") == master.epoch:
-                        return {"id": master.node_id, "epoch": master.epoch, **master.info}
-            time.sleep(0.05)
-    raise ClusterError(f"no master elected within {timeout_s} s")
-
-
 def up(
     workdir: Path, replicas: int = 3, ttl_s: int = 3, ship: str = "zod", extra: list[str] | None = None
 ) -> dict:
@@ -97,8 +82,10 @@ def up(
             state["nodes"].append(asdict(start_node(workdir, f"n{i}", ship, etcd.endpoints, args)))
             write_state(workdir, state)
         wait_for_master(etcd.endpoints, ship, timeout_s=READY_TIMEOUT_S)
-    except BaseException:
+    except BaseException as e:
         down(workdir)
+        if isinstance(e, AdminError):
+            raise ClusterError(f"{e}; node logs are in {workdir}") from None
         raise
     return state
 

@@ -32,6 +32,18 @@ def test_leader_shows_the_master_key(etcd1: EtcdCluster) -> None:
     assert info["lease"] == lease and 0 < info["ttl_remaining"] <= 5
 
 
+def test_step_down_without_a_master_or_with_an_unreachable_one_is_a_clear_error(etcd1: EtcdCluster) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["step-down", "--etcd", etcd1.endpoints, "--ship", "zod"])
+    assert result.exit_code == 1 and "ship zod has no master to step down" in result.output
+    with Coordinator(etcd1.endpoints, "zod") as coord:
+        lease = coord.grant_lease(5)
+        assert coord.campaign("n7", lease, {"grpc": f"127.0.0.1:{free_port()}", "udp": "127.0.0.1:2"})
+        result = runner.invoke(main, ["step-down", "--etcd", etcd1.endpoints, "--ship", "zod"])
+    assert result.exit_code == 1 and "master n7 at 127.0.0.1:" in result.output
+    assert "did not take the request (UNAVAILABLE" in result.output
+
+
 def test_bad_endpoints_are_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["leader", "--etcd", "nonsense", "--ship", "zod"])
     assert result.exit_code == 2 and "host:port" in result.output

@@ -406,6 +406,25 @@ def test_losing_etcd_quorum_makes_the_master_step_down_by_its_deadline_and_servi
     print(f"stepped down after {stepped_down_s:.2f} s; served again {thawed_s:.2f} s after the thaw")
 
 
+def test_a_planned_step_down_hands_over_without_a_double_boot_or_a_lost_event(cluster: Cluster) -> None:
+    cluster.send(300)
+    done = subprocess.run(
+        [sys.executable, "-m", "seguro.cli", "step-down", "--etcd", cluster.etcd, "--ship", cluster.ship,
+         "--json"], capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["new"] != result["old"] and result["new_epoch"] > result["old_epoch"]
+    assert result["seconds"] < TTL_S, result
+    cluster.send(300)
+    wait_until("replicas to converge", cluster.converged, 60, every_s=0.5)
+    last = cluster.logs_agree()
+    assert min(last.values()) >= max(cluster.peer.acks), "an acknowledged event is missing from a log"
+    assert all(len(nodes) == 1 for nodes in cluster.peer.acks.values()), "double boot"
+    assert {node for nodes in cluster.peer.acks.values() for node in nodes} >= {result["old"], result["new"]}
+    print(f"switchover {result['old']} -> {result['new']} in {result['seconds']} s")
+
+
 def test_a_malformed_admin_event_is_refused_and_nothing_fails_over(cluster: Cluster) -> None:
     master = cluster.master()
     for bad, reason in [(b"\x00\x00", "not an event"), (jam((1, 2)), "not an event")]:

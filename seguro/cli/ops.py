@@ -1,4 +1,4 @@
-"""Operator commands: leader, status, cluster up/down, demo, bench."""
+"""Operator commands: leader, status, step-down, cluster up/down, demo, bench."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import TypeVar
 import click
 
 from seguro import cluster as local
-from seguro.admin import leader_info, status_rows
+from seguro.admin import AdminError, leader_info, status_rows, step_down
 from seguro.coordination import CoordinationError
 
 T = TypeVar("T")
@@ -49,6 +49,23 @@ def leader(etcd: str, ship: str, as_json: bool) -> None:
             f"master {info['id']}  epoch {info['epoch']}  lease {info['lease']:x}  "
             f"ttl {info['ttl_remaining']} s  grpc {info.get('grpc')}  udp {info.get('udp')}"
         )
+
+
+@click.command("step-down")
+@etcd_view_options
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=1.0), default=15.0, show_default=True,
+              help="Seconds to wait for another replica to serve.")  # fmt: skip
+def step_down_command(etcd: str, ship: str, as_json: bool, timeout_s: float) -> None:
+    """Planned switchover: the master steps down; returns once another replica serves."""
+    try:
+        result = ask_etcd(lambda e, s: step_down(e, s, timeout_s), etcd, ship)
+    except AdminError as e:
+        raise click.ClickException(str(e)) from None
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"{result['old']} (epoch {result['old_epoch']}) stepped down; {result['new']} "
+                   f"(epoch {result['new_epoch']}) serves after {result['seconds']} s")  # fmt: skip
 
 
 @click.command("status")
@@ -148,4 +165,4 @@ def bench(quick: bool, as_json: bool, workdir: Path | None) -> None:
     print_result(result, click.echo, as_json)
 
 
-commands = [leader, status, cluster, demo, bench]
+commands = [leader, status, step_down_command, cluster, demo, bench]
