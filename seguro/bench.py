@@ -267,15 +267,15 @@ def measure_latency(peer: Peer, plan: Plan) -> dict[str, float]:
 
 def measure_throughput(peer: Peer, plan: Plan) -> dict[str, float]:
     """Keep `window` datagrams unanswered for throughput_s; acknowledged events per second."""
-    written_off = peer.sent - len(peer.acks)  # anything the latency run lost
-    acks0, sent0 = len(peer.acks), peer.sent
+    written_off = peer.sent - peer.answered()  # anything the latency run lost
+    acks0, sent0 = peer.answered(), peer.sent
     started = last_progress = time.monotonic()
     last_acks, end = acks0, started + plan.throughput_s
     for _ in range(math.ceil(plan.throughput_s * 100_000)):
         now = time.monotonic()
         if now >= end:
             break
-        acked = len(peer.acks)
+        acked = peer.answered()
         if acked != last_acks:
             last_acks, last_progress = acked, now
         elif now - last_progress > STALL_S:
@@ -285,7 +285,7 @@ def measure_throughput(peer: Peer, plan: Plan) -> dict[str, float]:
         else:
             time.sleep(POLL_S)
     elapsed = time.monotonic() - started
-    acked = len(peer.acks) - acks0
+    acked = peer.answered() - acks0
     return {"seconds": elapsed, "window": plan.window, "sent": peer.sent - sent0, "acked": acked,
             "events_per_s": acked / elapsed}  # fmt: skip
 
@@ -305,7 +305,7 @@ def bench_e2e(workdir: Path, plan: Plan, echo: Echo) -> dict[str, dict[str, floa
         echo(f"e2e: throughput, {plan.window} datagrams in flight for {plan.throughput_s} s")
         throughput = measure_throughput(peer, plan)
         time.sleep(0.3)  # late replies, for the double-answer count
-        throughput["double_answers"] = sum(1 for nodes in peer.acks.values() if len(nodes) > 1)
+        throughput["double_answers"] = len(peer.doubles())
     finally:
         if peer is not None:
             peer.close()

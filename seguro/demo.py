@@ -37,7 +37,8 @@ class Peer:
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
         self.sent = 0
-        self.acks: dict[int, set[str]] = defaultdict(set)  # event -> nodes that answered for it
+        self._lock = threading.Lock()  # the receiver thread adds while callers read
+        self._acks: dict[int, set[str]] = defaultdict(set)  # event -> nodes that answered for it
         self.replies_by_node: dict[str, int] = defaultdict(int)
         self.last_reply_s: dict[str, float] = {}
         self.last_reply_event: dict[str, int] = {}
@@ -61,11 +62,25 @@ class Peer:
             node_id = self.by_address.get(addr, f"{addr[0]}:{addr[1]}")
             match = ACK.match(data)
             if match:
-                self.acks[int(match.group(1))].add(node_id)
+                with self._lock:
+                    self._acks[int(match.group(1))].add(node_id)
                 self.replies_by_node[node_id] += 1
                 self.last_reply_s[node_id] = time.monotonic()
                 self.last_reply_event[node_id] = int(match.group(1))
                 self.replies.append((time.monotonic(), node_id, int(match.group(1))))
+
+    def answered(self) -> int:
+        """How many events have been answered."""
+        return len(self._acks)
+
+    def answers(self) -> dict[int, frozenset[str]]:
+        """A copy of event -> the nodes that answered for it."""
+        with self._lock:
+            return {event: frozenset(nodes) for event, nodes in self._acks.items()}
+
+    def doubles(self) -> dict[int, list[str]]:
+        """Events answered by more than one node: a double boot."""
+        return {event: sorted(nodes) for event, nodes in self.answers().items() if len(nodes) > 1}
 
     def close(self) -> None:
         self._stop.set()
@@ -84,7 +99,7 @@ def _show(echo: Callable[[str], None], etcd: str, ship: str, t0: float, peer: Pe
     replicas = "  ".join(
         f"{r['id']}:{r['role'][:6]} {r['durable_event']} lag {r['lag']}" for r in report["replicas"]
     )
-    echo(f"  t={time.monotonic() - t0:5.1f}s  master {who} | {replicas} | acks {len(peer.acks)}")
+    echo(f"  t={time.monotonic() - t0:5.1f}s  master {who} | {replicas} | acks {peer.answered()}")
     return master
 
 
@@ -178,13 +193,13 @@ def run_demo(workdir: Path | None, keep: bool, seconds: float, echo: Callable[[s
         agree, last, why = compare_logs({n["id"]: n["data"] for n in nodes})
         if not agree:
             problems.append(f"logs disagree: {why}")
-        doubles = {e: sorted(ns) for e, ns in peer.acks.items() if len(ns) > 1}
+        doubles = peer.doubles()
         if doubles:
             problems.append(
                 f"double boot: events answered by two replicas: {dict(list(doubles.items())[:5])}"
             )
         head = int(report.get("head", 0))
-        lost = [e for e in peer.acks if e > min(last.values(), default=0)]
+        lost = [e for e in peer.answers() if e > min(last.values(), default=0)]
         if lost:
             problems.append(f"acknowledged events missing from a log: {lost[:5]}")
         summary = {
@@ -196,7 +211,7 @@ def run_demo(workdir: Path | None, keep: bool, seconds: float, echo: Callable[[s
                 {"id": n["id"], "data": n["data"], "last_event": last.get(n["id"], 0)} for n in nodes
             ],
             "datagrams_sent": peer.sent,
-            "events_acknowledged": len(peer.acks),
+            "events_acknowledged": peer.answered(),
             "problems": problems,
         }
         _print_summary(echo, summary)
