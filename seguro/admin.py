@@ -83,3 +83,18 @@ def step_down(etcd: str, ship: str, timeout_s: float = 15.0) -> dict[str, object
     new = wait_for_master(etcd, ship, timeout_s, not_id=str(old["id"]))
     return {"old": old["id"], "old_epoch": old["epoch"], "new": new["id"], "new_epoch": new["epoch"],
             "seconds": round(time.monotonic() - started_s, 2)}  # fmt: skip
+
+
+def forget_replica(etcd: str, ship: str, node_id: str, stale_after_s: float = 5.0) -> None:
+    """Remove a decommissioned replica from `replica/`, so status stops listing it and the master stops
+    pushing to it. Refused for the master and for a replica that published its status lately (running)."""
+    with _coordinator(etcd, ship) as coord:
+        master, replicas = coord.master(), coord.replicas()
+        if node_id not in replicas:
+            raise AdminError(f"ship {ship} has no replica {node_id!r} registered")
+        if master is not None and master.node_id == node_id:
+            raise AdminError(f"{node_id} is the master; `seguro step-down` first, then stop it")
+        age_s = time.time() - float(replicas[node_id].get("updated_at", 0))
+        if age_s < stale_after_s:
+            raise AdminError(f"{node_id} published its status {age_s:.1f} s ago: stop it first")
+        coord.delete_replica(node_id)

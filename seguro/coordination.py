@@ -367,6 +367,11 @@ class Coordinator:
         value = json.dumps({"updated_at": time.time(), **status}, sort_keys=True)
         self._call("put_replica", self._client.put, self.keys.replica(node_id), value, lease=lease_id)
 
+    def delete_replica(self, node_id: str) -> bool:
+        """Remove a replica's published status (a decommissioned replica); True when there was one."""
+        check_name("node_id", node_id)
+        return bool(self._call("delete_replica", self._client.delete, self.keys.replica(node_id)))
+
     def replicas(self) -> dict[str, dict]:
         prefix = self.keys.prefix + "replica/"
         found = self._call("replicas", lambda: list(self._client.get_prefix(prefix)))

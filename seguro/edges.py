@@ -111,6 +111,8 @@ class Peers:
         with self._lock:
             if self._closed or not self._node.serves_epoch(epoch):
                 return
+            for replica_id in [r for r in self._streams if r not in replicas]:  # forgotten by an operator
+                self._streams.pop(replica_id).stop()
             for replica_id, status in replicas.items():
                 address = str(status.get("grpc", ""))
                 if replica_id == self._node.node_id or not address:

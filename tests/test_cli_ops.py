@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from click.testing import CliRunner
 
@@ -42,6 +43,26 @@ def test_step_down_without_a_master_or_with_an_unreachable_one_is_a_clear_error(
         result = runner.invoke(main, ["step-down", "--etcd", etcd1.endpoints, "--ship", "zod"])
     assert result.exit_code == 1 and "master n7 at 127.0.0.1:" in result.output
     assert "did not take the request (UNAVAILABLE" in result.output
+
+
+def test_forget_replica_refuses_the_master_and_running_replicas(etcd1: EtcdCluster) -> None:
+    runner = CliRunner()
+
+    def forget(node_id: str) -> tuple[int, str]:
+        args = ["forget-replica", "--etcd", etcd1.endpoints, "--ship", "zod", "--id", node_id]
+        result = runner.invoke(main, args)
+        return result.exit_code, result.output
+
+    with Coordinator(etcd1.endpoints, "zod") as coord:
+        assert coord.campaign("n0", coord.grant_lease(5), {}) is not None
+        coord.put_replica("n0", {"role": "master"})
+        coord.put_replica("n1", {"role": "follower"})
+        coord.put_replica("n2", {"role": "follower", "updated_at": time.time() - 60})
+        assert forget("n9") == (1, "Error: ship zod has no replica 'n9' registered\n")
+        assert "n0 is the master" in forget("n0")[1]
+        assert "n1 published its status" in forget("n1")[1] and "stop it first" in forget("n1")[1]
+        assert forget("n2") == (0, "forgot replica n2 of ship zod\n")
+        assert set(coord.replicas()) == {"n0", "n1"}
 
 
 def test_bad_endpoints_are_a_usage_error() -> None:

@@ -204,6 +204,27 @@ def test_killed_follower_restarts_and_catches_up(cluster: Cluster) -> None:
     assert last[follower] >= 1000
 
 
+def test_a_decommissioned_follower_is_forgotten_and_the_rest_go_on(cluster: Cluster) -> None:
+    cluster.send(100)
+    master = cluster.master()["id"]
+    gone = next(n["id"] for n in cluster.state["nodes"] if n["id"] != master)
+    os.kill(cluster.node(gone)["pid"], signal.SIGKILL)
+
+    def shown_unreachable() -> bool:
+        rows = {r["id"]: r for r in status_rows(cluster.etcd, cluster.ship)["replicas"]}
+        return rows[gone]["role"] == "unreachable"
+
+    wait_until("the dead follower to show as unreachable", shown_unreachable, 15, every_s=0.5)
+    forget = [sys.executable, "-m", "seguro.cli", "forget-replica", "--etcd", cluster.etcd, "--ship",
+              cluster.ship, "--id", gone]  # fmt: skip
+    done = subprocess.run(forget, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert gone not in {r["id"] for r in status_rows(cluster.etcd, cluster.ship)["replicas"]}
+    cluster.send(100)
+    wait_until("the two left to converge", lambda: cluster.converged(replicas=2), 30, every_s=0.5)
+    assert not cluster.peer.doubles(), "double boot"
+
+
 def _admin_status(address: str) -> pb.NodeStatus:
     """A node's own view, straight from it: works while etcd does not."""
     with grpc.insecure_channel(address) as channel:

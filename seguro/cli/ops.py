@@ -1,4 +1,4 @@
-"""Operator commands: leader, status, step-down, cluster up/down, demo, bench."""
+"""Operator commands: leader, status, step-down, forget-replica, cluster up/down, demo, bench."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import TypeVar
 import click
 
 from seguro import cluster as local
-from seguro.admin import AdminError, leader_info, status_rows, step_down
+from seguro.admin import AdminError, forget_replica, leader_info, status_rows, step_down
 from seguro.coordination import CoordinationError
 
 T = TypeVar("T")
@@ -66,6 +66,19 @@ def step_down_command(etcd: str, ship: str, as_json: bool, timeout_s: float) -> 
     else:
         click.echo(f"{result['old']} (epoch {result['old_epoch']}) stepped down; {result['new']} "
                    f"(epoch {result['new_epoch']}) serves after {result['seconds']} s")  # fmt: skip
+
+
+@click.command("forget-replica")
+@click.option("--etcd", required=True, help="Comma-separated etcd client URLs.")
+@click.option("--ship", required=True)
+@click.option("--id", "node_id", required=True, help="The stopped replica to forget.")
+def forget_replica_command(etcd: str, ship: str, node_id: str) -> None:
+    """Remove a decommissioned (stopped) replica from the ship's registry."""
+    try:
+        ask_etcd(lambda e, s: forget_replica(e, s, node_id), etcd, ship)
+    except AdminError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"forgot replica {node_id} of ship {ship}")
 
 
 @click.command("status")
@@ -165,4 +178,4 @@ def bench(quick: bool, as_json: bool, workdir: Path | None) -> None:
     print_result(result, click.echo, as_json)
 
 
-commands = [leader, status, step_down_command, cluster, demo, bench]
+commands = [leader, status, step_down_command, forget_replica_command, cluster, demo, bench]
