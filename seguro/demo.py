@@ -34,6 +34,9 @@ class Peer:
         self.targets = targets
         self.by_address = {addr: node_id for node_id, addr in targets.items()}
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # Effects are released in bursts (a commit, a follower's ack); a small buffer would drop some
+        # before this thread reads them. The kernel caps the size at net.core.rmem_max.
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
         self.sent = 0
