@@ -440,7 +440,10 @@ class Replica:
             self.applied = max(self.applied, ev.eve)
 
     def _on_Diverged(self, ev: m.Diverged, now_s: float, ready: m.Ready) -> None:
+        """The runtime matched every event before `ev.eve` (replays check in order), also when the
+        divergence came in its start-up replay, before any Applied: status must show how far it got."""
         self._fence("runtime diverged", ready)
+        self.applied = max(self.applied, min(ev.eve - 1, self.durable))
         self.role = STOPPED
         self.stop_reason = f"divergence at event {ev.eve}: {ev.detail}"
         ready.stop = self.stop_reason
