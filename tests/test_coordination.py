@@ -228,7 +228,8 @@ def test_three_members_survive_member_loss_and_watch_follows(etcd3: EtcdCluster)
             started = time.monotonic()
             head, _ = a.head()
             assert a.append(m.epoch, head, batch(m.epoch, head + 1, 4)).ok
-            assert time.monotonic() - started < 8
+            elapsed_s = time.monotonic() - started
+            assert elapsed_s < 8, f"an append took {elapsed_s:.1f} s after killing member {victim}"
             etcd3.restart(victim)
         # the watch still delivers changes: a resigns, b takes over
         assert a.resign(m.epoch)
@@ -236,12 +237,13 @@ def test_three_members_survive_member_loss_and_watch_follows(etcd3: EtcdCluster)
         wait_for(lambda: seen.last_is(lambda i: i is not None and i.node_id == "b" and i.epoch == mb.epoch))
         # a hung member the watch streams from: the watch moves on by itself and replays, in order, both
         # changes made while it was stuck (a re-read alone would only show the last one)
-        paused = watch.endpoint
+        paused, sessions_before = watch.endpoint, watch.sessions
         etcd3.pause(etcd3.client_urls.index("http://" + paused))
         assert b.resign(mb.epoch)
         ma2 = a.campaign("a", a.grant_lease(10), {"grpc": "x"})
         wait_for(lambda: seen.last_is(lambda i: i is not None and i.epoch == ma2.epoch))
-        assert watch.endpoint != paused and watch.sessions > 1
+        # it left the hung member by itself (a later session may come back round to it: not asserted)
+        assert watch.sessions > sessions_before, (paused, watch.endpoint, watch.sessions)
         etcd3.resume(etcd3.client_urls.index("http://" + paused))
         watch.cancel()
         assert seen.revisions == sorted(set(seen.revisions)), (
