@@ -390,18 +390,18 @@ def _mug_fold(data: bytes, seed: int, fallback: int) -> int:
     return fallback
 
 
-@lru_cache(maxsize=65536)
-def _mug_small(atom: int) -> int:
+def _mug_of_atom(atom: int) -> int:
     return _mug_fold(atom.to_bytes((atom.bit_length() + 7) >> 3, "little"), 0xCAFEBABE, 0x7FFF)
+
+
+_mug_small = lru_cache(maxsize=65536)(_mug_of_atom)  # small atoms recur (tags, lengths); big ones not kept
 
 
 def mug_atom(atom: int) -> int:
     """Mug of an atom: murmur3 of its significant little-endian bytes, seed 0xcafebabe."""
     if atom.__class__ is not int or atom < 0:
         atom = _bad_atom(atom)
-    if atom < 0x100000000:
-        return _mug_small(atom)
-    return _mug_fold(atom.to_bytes((atom.bit_length() + 7) >> 3, "little"), 0xCAFEBABE, 0x7FFF)
+    return _mug_small(atom) if atom < 0x100000000 else _mug_of_atom(atom)
 
 
 def mug_both(head_mug: int, tail_mug: int) -> int:
