@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 import tomllib
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
@@ -83,7 +84,7 @@ class NodeConfig:
         if path is not None:
             try:
                 values.update(tomllib.loads(Path(path).read_text()))
-            except (OSError, tomllib.TOMLDecodeError) as e:
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
                 raise ConfigError(f"cannot read config {path}: {e}") from None
         values.update({k: v for k, v in overrides.items() if v is not None and v != ()})
         known = {f.name for f in fields(cls)}
@@ -93,13 +94,26 @@ class NodeConfig:
         missing = [n for n in ("node_id", "ship", "data_dir", "etcd") if n not in values]
         if missing:
             raise ConfigError(f"missing settings: {', '.join(missing)}")
-        etcd = values["etcd"]
-        values["etcd"] = tuple(etcd.split(",") if isinstance(etcd, str) else etcd)  # type: ignore[union-attr]
-        runtime = values.get("runtime", ())  # a command line, or a list of its words
-        values["runtime"] = tuple(shlex.split(runtime) if isinstance(runtime, str) else runtime)  # type: ignore[arg-type]
+        for name in ("node_id", "ship"):
+            if not isinstance(values[name], str):
+                raise ConfigError(f"{name} must be a string, got {values[name]!r}")
+        if not isinstance(values["data_dir"], str | Path):
+            raise ConfigError(f"data_dir must be a path, got {values['data_dir']!r}")
         values["data_dir"] = Path(values["data_dir"])  # type: ignore[arg-type]
+        values["etcd"] = _words("etcd", values["etcd"], lambda line: line.split(","))
+        # a command line, or a list of its words
+        values["runtime"] = _words("runtime", values.get("runtime", ()), shlex.split)
         _check_types(cls, values)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _words(name: str, value: object, split: Callable[[str], list[str]]) -> tuple[str, ...]:
+    """A setting given as one string (split here) or as a list of strings."""
+    if isinstance(value, str):
+        return tuple(split(value))
+    if isinstance(value, list | tuple) and all(isinstance(word, str) for word in value):
+        return tuple(value)
+    raise ConfigError(f"{name} must be a string or a list of strings, got {value!r}")
 
 
 def _check_types(cls: type, values: dict[str, object]) -> None:

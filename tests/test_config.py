@@ -34,6 +34,11 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         ({"lease_ttl_s": "three"}, "lease_ttl_s must be int, got 'three'"),
         ({"lease_margin_s": True}, "lease_margin_s must be int or float"),
         ({"grpc": 7000}, "grpc must be str"),
+        ({"node_id": 5}, "node_id must be a string, got 5"),
+        ({"data_dir": 5}, "data_dir must be a path, got 5"),
+        ({"etcd": 5}, "etcd must be a string or a list of strings, got 5"),
+        ({"runtime": 5}, "runtime must be a string or a list of strings, got 5"),
+        ({"runtime": ["serf", 1]}, "runtime must be a string or a list of strings"),
     ],
 )
 def test_wrong_settings_are_named(override: dict[str, object], message: str) -> None:
@@ -60,5 +65,8 @@ def test_missing_settings_are_listed() -> None:
 def test_a_broken_file_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "node.toml"
     path.write_text("node_id = ")
+    with pytest.raises(ConfigError, match="cannot read config"):
+        NodeConfig.load(path, {})
+    path.write_bytes(b"\xff\xfe not utf-8")
     with pytest.raises(ConfigError, match="cannot read config"):
         NodeConfig.load(path, {})
