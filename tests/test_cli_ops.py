@@ -73,3 +73,13 @@ def test_bad_endpoints_are_a_usage_error() -> None:
 def test_etcd_down_is_a_clear_error_in_bounded_time() -> None:
     result = CliRunner().invoke(main, ["status", "--etcd", f"127.0.0.1:{free_port()}", "--ship", "zod"])
     assert result.exit_code == 1 and "etcd unreachable" in result.output
+
+
+def test_out_of_range_cluster_and_demo_flags_are_usage_errors(tmp_path) -> None:
+    runner = CliRunner()
+    for args in (["cluster", "up", "--workdir", str(tmp_path), "--ack-replicas", "-5"],
+                 ["cluster", "up", "--workdir", str(tmp_path), "--max-event-bytes", "10"],
+                 ["demo", "--seconds", "-1"]):  # fmt: skip
+        result = runner.invoke(main, args)
+        assert result.exit_code == 2 and "Invalid value" in result.output, (args, result.output)
+    assert not (tmp_path / "cluster.json").exists()  # nothing was started

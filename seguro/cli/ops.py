@@ -108,8 +108,8 @@ def cluster() -> None:
 @click.option("--replicas", default=3, show_default=True, type=click.IntRange(1, 9))
 @click.option("--ttl", default=3, show_default=True, type=click.IntRange(2, 60), help="Lease TTL, seconds.")
 @click.option("--ship", default="zod", show_default=True)
-@click.option("--ack-replicas", type=int, help="Passed to every node.")
-@click.option("--max-event-bytes", type=int, help="Passed to every node.")
+@click.option("--ack-replicas", type=click.IntRange(min=0), help="Passed to every node.")
+@click.option("--max-event-bytes", type=click.IntRange(1024, 1 << 30), help="Passed to every node.")
 @click.option("--json", "as_json", is_flag=True)
 def cluster_up(workdir: Path, replicas: int, ttl: int, ship: str, ack_replicas: int | None,
                max_event_bytes: int | None, as_json: bool) -> None:  # fmt: skip
@@ -144,7 +144,8 @@ def cluster_down(workdir: Path) -> None:
 @click.option("--workdir", type=click.Path(path_type=Path), help="Where to run (default: a temporary dir).")
 @click.option("--keep", is_flag=True, help="Leave the cluster running for inspection (needs --workdir).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on the last line.")
-@click.option("--seconds", default=6.0, show_default=True, help="Traffic before and after the failover.")
+@click.option("--seconds", default=6.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Traffic before and after the failover.")  # fmt: skip
 def demo(workdir: Path | None, keep: bool, as_json: bool, seconds: float) -> None:
     """Bring up a local replicated cluster, kill the master mid-stream, check every log agrees."""
     from seguro.demo import run_demo
