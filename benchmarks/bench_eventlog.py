@@ -3,8 +3,8 @@
 Why: the adapter must cost nothing next to the fsync it wraps. Three contenders, each writing 1 KiB
 values with sync=True into a fresh database, interleaved over several rounds so disk drift hits all alike:
   raw-put    one synced put per value (what an unbatched log would pay)
-  raw-batch  one synced WriteBatch per 100 values        (seguro.bench.raw_rocks_batches)
-  eventlog   EventLog.append of 100 records              (seguro.bench.eventlog_batches)
+  raw-batch  one synced WriteBatch per 100 values        (seguro.ops.bench.raw_rocks_batches)
+  eventlog   EventLog.append of 100 records              (seguro.ops.bench.eventlog_batches)
 `seguro bench` runs the last two as well; this script adds the unbatched baseline.
 
 Run: .venv/bin/python benchmarks/bench_eventlog.py [--batches 100] [--puts 500] [--rounds 3]
@@ -25,7 +25,7 @@ import rocksdict
 if __package__ in (None, ""):  # run as a script: make `seguro` importable from the checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from seguro.bench import BATCH_RECORDS, VALUE_BYTES, eventlog_batches, raw_rocks_batches  # noqa: E402
+from seguro.ops.bench import BATCH_RECORDS, VALUE_BYTES, eventlog_batches, raw_rocks_batches  # noqa: E402
 
 BUDGET_S = 60.0
 

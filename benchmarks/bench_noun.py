@@ -15,7 +15,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `seguro` importable from the checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from seguro.noun import cue, from_list, jam, mug  # noqa: E402
+from seguro.urbit.noun import cue, from_list, jam, mug  # noqa: E402
 
 REPEATS = 5
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from seguro.etcd_server import EtcdCluster
+from seguro.ops.etcd_server import EtcdCluster
 
 
 def _cluster(workdir: Path, members: int) -> Iterator[EtcdCluster]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from seguro import ames
-from seguro.noun import cord, cue, equal, from_list, jam
-from seguro.record import da_from_unix
+from seguro.urbit import ames
+from seguro.urbit.noun import cord, cue, equal, from_list, jam
+from seguro.urbit.record import da_from_unix
 
 
 def test_lane_encoding_matches_vere() -> None:

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from seguro.cli import main
 from seguro.cli.log import describe, lane_text, noun_text
-from seguro.eventlog import EventLog, event_key
-from seguro.noun import Noun, cord, from_list, jam
+from seguro.node.eventlog import EventLog, event_key
+from seguro.urbit.noun import Noun, cord, from_list, jam
 
 REPO = Path(__file__).resolve().parent.parent
 DA_UNIX_EPOCH_S = 0x8000000CCE9E0D80

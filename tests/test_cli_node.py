@@ -14,15 +14,15 @@ import grpc
 import pytest
 from click.testing import CliRunner
 
-from seguro import messages as m
 from seguro.cli import main
-from seguro.config import NodeConfig
-from seguro.eventlog import EventLog, event_key
-from seguro.node import Node
-from seguro.noun import cord, jam
+from seguro.core import messages as m
+from seguro.node.config import NodeConfig
+from seguro.node.driver import Node
+from seguro.node.eventlog import EventLog, event_key
 from seguro.proto.seguro.v1 import replication_pb2 as pb
 from seguro.proto.seguro.v1 import replication_pb2_grpc as rpc
-from seguro.record import da_from_unix
+from seguro.urbit.noun import cord, jam
+from seguro.urbit.record import da_from_unix
 from tests.test_runtime import make_log
 
 

@@ -8,8 +8,8 @@ import time
 from click.testing import CliRunner
 
 from seguro.cli import main
-from seguro.coordination import Coordinator
-from seguro.etcd_server import EtcdCluster, free_port
+from seguro.node.etcd.coordinator import Coordinator
+from seguro.ops.etcd_server import EtcdCluster, free_port
 
 
 def test_leader_and_status_of_a_ship_without_master(etcd1: EtcdCluster) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from seguro.config import ConfigError, NodeConfig
+from seguro.node.config import ConfigError, NodeConfig
 
 BASE = {"node_id": "n0", "ship": "zod", "data_dir": "/tmp/x", "etcd": "http://127.0.0.1:2379"}
 

@@ -10,7 +10,7 @@ import grpc
 import pyetcd
 import pytest
 
-from seguro.coordination import (
+from seguro.node.etcd.coordinator import (
     MAX_REQUEST_BYTES,
     CoordinationUnavailable,
     Coordinator,
@@ -19,7 +19,7 @@ from seguro.coordination import (
     LogTrimmed,
     MasterInfo,
 )
-from seguro.etcd_server import EtcdCluster
+from seguro.ops.etcd_server import EtcdCluster
 from seguro.proto.seguro.v1 import replication_pb2 as pb
 
 SHIP = "sampel-palnet"

@@ -1,6 +1,6 @@
 """End to end: real 3-member etcd, real node processes, real runtimes, real UDP; faults by signals.
 
-A remote peer (seguro.demo.Peer) sends every datagram to every replica, as the load balancer would, and
+A remote peer (seguro.ops.demo.Peer) sends every datagram to every replica, as the load balancer would, and
 records which replica answered for which event: two answers for one event would be a double boot.
 """
 
@@ -19,17 +19,17 @@ from pathlib import Path
 import grpc
 import pytest
 
-from seguro import cluster as local
-from seguro.admin import leader_info, status_rows
-from seguro.config import parse_hostport
-from seguro.coordination import Coordinator, LogTrimmed
-from seguro.demo import Peer, compare_logs
-from seguro.etcd_server import load_state
-from seguro.eventlog import EventLog
-from seguro.noun import cord, jam
+from seguro.node.config import parse_hostport
+from seguro.node.etcd.coordinator import Coordinator, LogTrimmed
+from seguro.node.eventlog import EventLog
+from seguro.ops import cluster as local
+from seguro.ops.admin import leader_info, status_rows
+from seguro.ops.demo import Peer, compare_logs
+from seguro.ops.etcd_server import load_state
 from seguro.proto.seguro.v1 import replication_pb2 as pb
 from seguro.proto.seguro.v1 import replication_pb2_grpc as rpc
-from seguro.record import da_from_unix
+from seguro.urbit.noun import cord, jam
+from seguro.urbit.record import da_from_unix
 
 pytestmark = pytest.mark.e2e
 TTL_S = 3
@@ -324,7 +324,7 @@ def test_a_new_master_catches_up_from_a_peer_when_etcd_trimmed_the_events(tmp_pa
 
 def test_a_replica_whose_runtime_diverges_stops_loudly_and_the_others_go_on(cluster: Cluster) -> None:
     pier = cluster.workdir / "n3" / "pier"
-    runtime = f"{sys.executable} -m seguro.ship --pier {pier} --fault-diverge-at 100"
+    runtime = f"{sys.executable} -m seguro.urbit.ship --pier {pier} --fault-diverge-at 100"
     local.add_node(cluster.workdir, "n3", ["--runtime", runtime])
     cluster.send(300)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import socket
 from types import SimpleNamespace
 
-from seguro.edges import Ingress
-from seguro.node import Node
+from seguro.node.driver import Node
+from seguro.node.edges import Ingress
 
 
 class FakeClock:

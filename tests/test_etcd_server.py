@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from seguro.etcd_server import EtcdCluster, EtcdStartError, free_ports, is_healthy, stop_from_state
-from seguro.processes import pid_alive
+from seguro.ops.etcd_server import EtcdCluster, EtcdStartError, free_ports, is_healthy, stop_from_state
+from seguro.ops.processes import pid_alive
 
 _alive = pid_alive
 
@@ -107,7 +107,7 @@ def test_cluster_outlives_its_launcher_and_stops_from_state(tmp_path: Path) -> N
     """`seguro cluster up` / `down`: the launching process exits; the state file stops the members."""
     state = tmp_path / "state.json"
     script = (
-        "import sys; from pathlib import Path; from seguro.etcd_server import EtcdCluster\n"
+        "import sys; from pathlib import Path; from seguro.ops.etcd_server import EtcdCluster\n"
         "c = EtcdCluster(Path(sys.argv[1]), members=3).start(); c.write_state(Path(sys.argv[2]))\n"
     )
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "up"), str(state)], check=True, timeout=60)

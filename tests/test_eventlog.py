@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import rocksdict
 
-from seguro.eventlog import EventLog, EventLogError, EventLogLocked, event_key
 from seguro.invariant import InvariantViolation
-from seguro.noun import jam
+from seguro.node.eventlog import EventLog, EventLogError, EventLogLocked, event_key
+from seguro.urbit.noun import jam
 
 SUBPROCESS_TIMEOUT_S = 20.0
 
@@ -112,7 +112,7 @@ import sys
 from pathlib import Path
 sys.path.insert(0, {root!r})
 from tests.test_eventlog import records
-from seguro.eventlog import EventLog
+from seguro.node.eventlog import EventLog
 log = EventLog(Path({data!r}))
 print("ready", flush=True)
 event = log.last_event() + 1
@@ -153,7 +153,7 @@ _HOLDER = """
 import sys, time
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from seguro.eventlog import EventLog
+from seguro.node.eventlog import EventLog
 log = EventLog(Path({data!r}))
 log.append(1, [bytes.fromhex("0000000002")])
 print("ready", flush=True)

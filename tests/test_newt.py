@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from seguro import newt
-from seguro.noun import cord, jam
+from seguro.urbit import newt
+from seguro.urbit.noun import cord, jam
 
 
 def test_frame_is_version_length_jam() -> None:

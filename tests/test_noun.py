@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seguro import noun as N
-from seguro.noun import (
+from seguro.urbit import noun as N
+from seguro.urbit.noun import (
     atom_bytes,
     atom_from_bytes,
     cord,

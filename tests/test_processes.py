@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from seguro import cluster, processes
-from seguro.etcd_server import EtcdCluster, EtcdStartError
+from seguro.ops import cluster, processes
+from seguro.ops.etcd_server import EtcdCluster, EtcdStartError
 
 
 def test_a_recorded_pid_now_running_something_else_is_left_alone(tmp_path: Path) -> None:

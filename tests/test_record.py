@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seguro.noun import atom_from_bytes, cord, equal, from_list, jam, mug, term
-from seguro.record import (
+from seguro.urbit.noun import atom_from_bytes, cord, equal, from_list, jam, mug, term
+from seguro.urbit.record import (
     DA_UNIX_EPOCH,
     Record,
     RecordError,

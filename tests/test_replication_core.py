@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from seguro import messages as m
-from seguro.fencing import RENEW_RETRY_S
+from seguro.core import messages as m
+from seguro.core.fencing import RENEW_RETRY_S
+from seguro.core.replication import FOLLOWER, MASTER, PROMOTING, STOPPED, Config, Replica
 from seguro.invariant import InvariantViolation
-from seguro.replication import FOLLOWER, MASTER, PROMOTING, STOPPED, Config, Replica
 
 TTL_S = 3.0
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from seguro import messages as m
-from seguro.ames import datagram_event
-from seguro.eventlog import EventLog
-from seguro.record import decode_record, encode_record
-from seguro.runtime import Job, RuntimeWorker
-from seguro.serf import Serf
-from seguro.ship import SNAPSHOT_NAME, boot_events
+from seguro.core import messages as m
+from seguro.node.eventlog import EventLog
+from seguro.node.runtime import Job, RuntimeWorker
+from seguro.urbit.ames import datagram_event
+from seguro.urbit.record import decode_record, encode_record
+from seguro.urbit.serf import Serf
+from seguro.urbit.ship import SNAPSHOT_NAME, boot_events
 
 WALL_S = 1_700_000_000.0
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from seguro import ames, ship
-from seguro.noun import Noun, cord, from_list
-from seguro.serf import (
+from seguro.urbit import ames, ship
+from seguro.urbit.noun import Noun, cord, from_list
+from seguro.urbit.serf import (
     PlayBail,
     Serf,
     SerfBusy,
@@ -57,8 +57,8 @@ def fake_serf(body: str) -> list[str]:
     """A child that writes what `body` says on stdout (with `ripe` = a valid %ripe frame available)."""
     prelude = (
         "import sys, time\n"
-        "from seguro import newt\n"
-        "from seguro.noun import cord\n"
+        "from seguro.urbit import newt\n"
+        "from seguro.urbit.noun import cord\n"
         "out = sys.stdout.buffer\n"
         "def send(noun):\n"
         "    out.write(newt.encode_noun(noun)); out.flush()\n"
@@ -104,7 +104,7 @@ def test_10k_events_snapshot_kill_restart_replay_agree(tmp_path: Path) -> None:
 
 
 def test_sync_work_peek_save_and_logs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="seguro.serf")
+    caplog.set_level(logging.INFO, logger="seguro.urbit.serf")
     with booted(tmp_path, stderr_path=tmp_path / "ship.log") as serf:
         done = serf.work(packet_event(1))
         assert (done.eve, done.swapped, done.mug) == (4, False, serf.mug)

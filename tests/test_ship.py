@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from seguro import ames, newt, ship
 from seguro.cli import main as cli_main
-from seguro.noun import Noun, cord, from_list, to_list, uncord
-from seguro.serf_protocol import render_tank
+from seguro.urbit import ames, newt, ship
+from seguro.urbit.noun import Noun, cord, from_list, to_list, uncord
+from seguro.urbit.serf_protocol import render_tank
 
 WALL_S = 1_700_000_000.0
 
@@ -168,7 +168,7 @@ def test_boot_events_shape_and_validation() -> None:
 
 def test_module_entry_point_speaks_newt_and_exits_1_on_eof(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "seguro.ship", "--pier", str(tmp_path)],
+        [sys.executable, "-m", "seguro.urbit.ship", "--pier", str(tmp_path)],
         input=b"",
         capture_output=True,
         timeout=30,
@@ -187,9 +187,9 @@ def test_cli_command_has_the_same_options() -> None:
         "--pier" in result.output and "--max-frame-bytes" in result.output and "--log-level" in result.output
     )
     as_module = subprocess.run(
-        [sys.executable, "-m", "seguro.ship", "--help"], capture_output=True, text=True
+        [sys.executable, "-m", "seguro.urbit.ship", "--help"], capture_output=True, text=True
     )
-    assert as_module.returncode == 0 and "Usage: python -m seguro.ship" in as_module.stdout
+    assert as_module.returncode == 0 and "Usage: python -m seguro.urbit.ship" in as_module.stdout
     options = [line.split()[0] for line in result.output.splitlines() if line.strip().startswith("--")]
     assert options and all(option in as_module.stdout for option in options)
 

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from seguro.replication import MASTER
+from seguro.core.replication import MASTER
 from tests.sim.world import World
 
 SEEDS = [int(os.environ["SEGURO_SIM_SEED"])] if "SEGURO_SIM_SEED" in os.environ else list(range(100))

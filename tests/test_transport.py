@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from seguro import messages as m
-from seguro.eventlog import EventLog
-from seguro.transport import PushStream, serve
+from seguro.core import messages as m
+from seguro.node.eventlog import EventLog
+from seguro.node.transport import PushStream, serve
 
 MAX_MESSAGE_BYTES = 1 << 20
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import click
 
-from seguro.eventlog import EventLog, EventLogError, key_event
-from seguro.noun import Noun, atom_bytes
-from seguro.record import decode_record, unix_us_from_da
+from seguro.node.eventlog import EventLog, EventLogError, key_event
+from seguro.urbit.noun import Noun, atom_bytes
+from seguro.urbit.record import decode_record, unix_us_from_da
 
 TEXT_BUDGET_CHARS = 160  # longest rendering of one noun
 ATOM_HEX_BYTES = 16  # big atoms show this many leading bytes

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import click
 
-from seguro.config import ConfigError, NodeConfig
-from seguro.eventlog import EventLogError
-from seguro.logs import setup_logging
+from seguro.node.config import ConfigError, NodeConfig
+from seguro.node.eventlog import EventLogError
+from seguro.node.logs import setup_logging
 
 
 @click.group("node")
@@ -58,7 +58,7 @@ def run(
         cfg = NodeConfig.load(config_path, flags)
     except ConfigError as e:
         raise click.UsageError(str(e)) from None
-    from seguro.node import Node
+    from seguro.node.driver import Node
 
     try:
         node = Node(cfg)

@@ -9,9 +9,9 @@ from typing import TypeVar
 
 import click
 
-from seguro import cluster as local
-from seguro.admin import AdminError, forget_replica, leader_info, status_rows, step_down
-from seguro.coordination import CoordinationError
+from seguro.node.etcd.coordinator import CoordinationError
+from seguro.ops import cluster as local
+from seguro.ops.admin import AdminError, forget_replica, leader_info, status_rows, step_down
 
 T = TypeVar("T")
 
@@ -148,7 +148,7 @@ def cluster_down(workdir: Path) -> None:
               help="Traffic before and after the failover.")  # fmt: skip
 def demo(workdir: Path | None, keep: bool, as_json: bool, seconds: float) -> None:
     """Bring up a local replicated cluster, kill the master mid-stream, check every log agrees."""
-    from seguro.demo import run_demo
+    from seguro.ops.demo import run_demo
 
     if keep and workdir is None:
         raise click.UsageError("--keep needs --workdir")
@@ -169,8 +169,8 @@ def demo(workdir: Path | None, keep: bool, as_json: bool, seconds: float) -> Non
 )
 def bench(quick: bool, as_json: bool, workdir: Path | None) -> None:
     """Measure Seguro against raw etcd and raw RocksDB in the same run, and print the ratios."""
-    from seguro.bench import BenchError, print_result, run_bench
-    from seguro.etcd_server import EtcdStartError
+    from seguro.ops.bench import BenchError, print_result, run_bench
+    from seguro.ops.etcd_server import EtcdStartError
 
     try:
         result = run_bench(workdir, quick=quick, echo=click.echo)

@@ -1,6 +1,6 @@
 """`seguro ship`: run the reference ship runtime (the serf side of vere's king <-> serf protocol).
 
-Same options as `python -m seguro.ship`; a king (seguro.serf.Serf) starts it and talks newt frames
+Same options as `python -m seguro.urbit.ship`; a king (seguro.urbit.serf.Serf) starts it and talks newt frames
 over its stdin/stdout, so it is not meant to be run by hand except to see that it starts.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from seguro import newt
+from seguro.urbit import newt
 
 
 @click.command("ship")
@@ -36,6 +36,6 @@ from seguro import newt
 )
 def command(pier: Path, max_frame_bytes: int, log_level: str, fault_diverge_at: int) -> None:
     """Run the reference ship runtime on stdin/stdout (newt frames), snapshots in --pier."""
-    from seguro.ship import run
+    from seguro.urbit.ship import run
 
     sys.exit(run(pier, max_frame_bytes, log_level, fault_diverge_at))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from seguro import messages as m
+from seguro.core import messages as m
 
 
 @dataclass

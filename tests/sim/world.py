@@ -1,6 +1,6 @@
 """A seeded, deterministic simulation of several replicas over the in-memory etcd model.
 
-Each replica is the real `seguro.replication.Replica`; this file plays the driver's part with random
+Each replica is the real `seguro.core.replication.Replica`; this file plays the driver's part with random
 latencies, and injects faults: pauses (SIGSTOP), crashes and restarts, lease extensions from etcd leader
 changes, dropped watch notifications, appends whose reply is lost (the outcome unknown to the master),
 cuts from etcd (requests lost; replies and watch events held up), and stalls that catch a lease reply
@@ -24,8 +24,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from seguro import messages as m
-from seguro.replication import MASTER, Config, Replica
+from seguro.core import messages as m
+from seguro.core.replication import MASTER, Config, Replica
 from tests.sim.model import MemEtcd, Trimmed
 
 TICK_S = 0.05

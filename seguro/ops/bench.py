@@ -8,7 +8,7 @@ same client library, and the report is the ratio. Three pairs:
   interleaved in rounds so drift hits both alike; a raw put of the same ~100 KiB batch bytes separates
   what the payload costs from what the fenced Txn costs.
 - RocksDB: a raw synced WriteBatch of 100 x 1 KiB against EventLog.append of 100 records.
-- end to end: a local 3-replica cluster fed by seguro.demo.Peer; datagram -> ack latency at a low rate,
+- end to end: a local 3-replica cluster fed by seguro.ops.demo.Peer; datagram -> ack latency at a low rate,
   and acknowledged events/s with a bounded window in flight, each against the raw etcd put above.
 
 Every loop stops at a count or a deadline, whichever comes first; all traffic stays on 127.0.0.1.
@@ -30,12 +30,12 @@ from pathlib import Path
 import pyetcd
 import rocksdict
 
-from seguro import cluster as local
-from seguro.config import parse_hostport
-from seguro.coordination import Coordinator, etcd_client
-from seguro.demo import Peer
-from seguro.etcd_server import EtcdCluster
-from seguro.eventlog import EventLog
+from seguro.node.config import parse_hostport
+from seguro.node.etcd.coordinator import Coordinator, etcd_client
+from seguro.node.eventlog import EventLog
+from seguro.ops import cluster as local
+from seguro.ops.demo import Peer
+from seguro.ops.etcd_server import EtcdCluster
 
 VALUE_BYTES = 1024
 BATCH_RECORDS = 100

@@ -13,9 +13,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from seguro import processes
-from seguro.admin import AdminError, wait_for_master
-from seguro.etcd_server import EtcdCluster, stop_from_state
+from seguro.ops import processes
+from seguro.ops.admin import AdminError, wait_for_master
+from seguro.ops.etcd_server import EtcdCluster, stop_from_state
 
 STATE_FILE = "cluster.json"
 READY_TIMEOUT_S = 30.0

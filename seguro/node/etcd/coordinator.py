@@ -29,7 +29,8 @@ import grpc
 import pyetcd
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential
 
-from seguro.etcd_schema import (  # noqa: F401 - re-exported: the etcd layer's public names
+from seguro.invariant import require
+from seguro.node.etcd.schema import (  # noqa: F401 - re-exported: the etcd layer's public names
     CHUNK_BYTES,
     GRPC_MAX_RECEIVE_BYTES,
     MAX_CHUNKED_RECORDS,
@@ -59,8 +60,7 @@ from seguro.etcd_schema import (  # noqa: F401 - re-exported: the etcd layer's p
     parse_head,
     split_chunks,
 )
-from seguro.invariant import require
-from seguro.master_watch import MasterWatch
+from seguro.node.etcd.watch import MasterWatch
 from seguro.proto.seguro.v1 import replication_pb2 as pb
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 
-from seguro.noun import Noun, cord, to_list
-from seguro.record import da_from_unix, event_noun
+from seguro.urbit.noun import Noun, cord, to_list
+from seguro.urbit.record import da_from_unix, event_noun
 
 log = logging.getLogger(__name__)
 

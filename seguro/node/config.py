@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
-from seguro.coordination import parse_endpoints
+from seguro.node.etcd.coordinator import parse_endpoints
 
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")

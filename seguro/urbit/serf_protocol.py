@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seguro.noun import Noun, atom_bytes, cord, to_list, uncord, untape
-from seguro.record import RecordError, split_event
+from seguro.urbit.noun import Noun, atom_bytes, cord, to_list, uncord, untape
+from seguro.urbit.record import RecordError, split_event
 
 SUPPORTED_PROTOCOL = 1
 _DESCRIBE_NODES = 24

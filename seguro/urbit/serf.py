@@ -32,10 +32,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from seguro import newt
-from seguro.noun import Noun, cord, from_list
-from seguro.record import split_event
-from seguro.serf_protocol import (
+from seguro.urbit import newt
+from seguro.urbit.noun import Noun, cord, from_list
+from seguro.urbit.record import split_event
+from seguro.urbit.serf_protocol import (
     PeekBail,
     PlayBail,
     Ripe,
@@ -81,7 +81,7 @@ _EXIT_GRACE_S = 5.0
 
 def default_argv(pier: str | Path) -> list[str]:
     """The reference ship runtime, run by this interpreter."""
-    return [sys.executable, "-m", "seguro.ship", "--pier", str(pier)]
+    return [sys.executable, "-m", "seguro.urbit.ship", "--pier", str(pier)]
 
 
 class Serf:

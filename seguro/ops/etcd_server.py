@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from seguro import processes
-from seguro.processes import cmdline
+from seguro.ops import processes
+from seguro.ops.processes import cmdline
 
 ETCD_BINARY = "etcd"
 HEALTH_TIMEOUT_S = 20.0

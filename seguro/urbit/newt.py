@@ -12,7 +12,7 @@ import os
 import struct
 from typing import BinaryIO
 
-from seguro.noun import Noun, cue, jam
+from seguro.urbit.noun import Noun, cue, jam
 
 NEWT_VERSION = 0
 HEADER_BYTES = 5

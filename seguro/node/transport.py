@@ -17,9 +17,9 @@ from typing import Protocol
 
 import grpc
 
-from seguro import messages as m
-from seguro.eventlog import EventLog
+from seguro.core import messages as m
 from seguro.invariant import InvariantViolation
+from seguro.node.eventlog import EventLog
 from seguro.proto.seguro.v1 import replication_pb2 as pb
 from seguro.proto.seguro.v1 import replication_pb2_grpc as rpc
 

@@ -34,7 +34,7 @@ from typing import Any
 import rocksdict
 
 from seguro.invariant import require
-from seguro.record import decode_record
+from seguro.urbit.record import decode_record
 
 LAYOUT_VERSION = 1
 META_CF = "meta"

@@ -1,6 +1,6 @@
 """The replication core: one replica's election, fencing, batching and effect-release decisions.
 
-A plain state machine. `step(event, now_s)` and `tick(now_s)` return a `Ready` (seguro.messages) that a
+A plain state machine. `step(event, now_s)` and `tick(now_s)` return a `Ready` (seguro.core.messages) that a
 driver performs; results come back as events. No sockets, no threads, no clocks: time is passed in.
 
 Roles:
@@ -12,7 +12,7 @@ Roles:
 
 Safety rests on two things this module decides and the etcd adapter enforces: every append compares the
 master key's create revision (the epoch) and the log head inside the same etcd transaction; and effects
-leave only before the self-fencing deadline (seguro.fencing). A master that loses either stops emitting
+leave only before the self-fencing deadline (seguro.core.fencing). A master that loses either stops emitting
 at once, throws its run-ahead away (the runtime restarts from the committed log) and becomes a follower.
 """
 
@@ -21,8 +21,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from seguro import messages as m
-from seguro.fencing import LeaseKeeper
+from seguro.core import messages as m
+from seguro.core.fencing import LeaseKeeper
 from seguro.invariant import require
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import time
 
 import grpc
 
-from seguro.coordination import CoordinationError, Coordinator
+from seguro.node.etcd.coordinator import CoordinationError, Coordinator
 from seguro.proto.seguro.v1 import replication_pb2 as pb
 from seguro.proto.seguro.v1 import replication_pb2_grpc as rpc
 

@@ -1,4 +1,4 @@
-"""The node's ship runtime: one child process (seguro.serf) driven from one thread.
+"""The node's ship runtime: one child process (seguro.urbit.serf) driven from one thread.
 
 It turns the core's runtime requests (run these jobs, apply the log up to N, restart from the log, boot)
 into serf calls and posts the results back as core events, in order. A restart bumps a generation so
@@ -19,14 +19,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seguro import ames
-from seguro import messages as m
-from seguro.eventlog import EventLog
+from seguro.core import messages as m
 from seguro.invariant import InvariantViolation
-from seguro.noun import Noun
-from seguro.record import decode_record, encode_record
-from seguro.serf import Serf, SerfBail, SerfError, WorkBail, default_argv
-from seguro.ship import boot_events
+from seguro.node.eventlog import EventLog
+from seguro.urbit import ames
+from seguro.urbit.noun import Noun
+from seguro.urbit.record import decode_record, encode_record
+from seguro.urbit.serf import Serf, SerfBail, SerfError, WorkBail, default_argv
+from seguro.urbit.ship import boot_events
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The node: one replica of one ship. The imperative shell around `seguro.replication.Replica`.
+"""The node: one replica of one ship. The imperative shell around `seguro.core.replication.Replica`.
 
 One driver thread owns the core: it takes an event from its queue (or a tick), asks the core what to do,
 and performs the `Ready` in order — local log writes and acks at once, etcd requests on worker threads
@@ -16,18 +16,25 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from seguro import messages as m
-from seguro.clock import Clock, SystemClock
-from seguro.config import NodeConfig
-from seguro.coordination import CoordinationError, Coordinator, FenceLost, LeaseLost, LogTrimmed, MasterInfo
-from seguro.edges import Ingress, Peers
-from seguro.eventlog import EventLog
+from seguro.core import messages as m
+from seguro.core.clock import Clock, SystemClock
+from seguro.core.replication import MASTER, Config, Replica
 from seguro.invariant import InvariantViolation
-from seguro.noun import cue
-from seguro.record import split_event
-from seguro.replication import MASTER, Config, Replica
-from seguro.runtime import Job, RuntimeWorker
-from seguro.transport import batch_from_pb, serve
+from seguro.node.config import NodeConfig
+from seguro.node.edges import Ingress, Peers
+from seguro.node.etcd.coordinator import (
+    CoordinationError,
+    Coordinator,
+    FenceLost,
+    LeaseLost,
+    LogTrimmed,
+    MasterInfo,
+)
+from seguro.node.eventlog import EventLog
+from seguro.node.runtime import Job, RuntimeWorker
+from seguro.node.transport import batch_from_pb, serve
+from seguro.urbit.noun import cue
+from seguro.urbit.record import split_event
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import grpc
 from pyetcd import etcdrpc
 from pyetcd.etcdrpc import kv_pb2
 
-from seguro.etcd_schema import OnMasterChange, decode_master, describe
+from seguro.node.etcd.schema import OnMasterChange, decode_master, describe
 
 log = logging.getLogger(__name__)
 

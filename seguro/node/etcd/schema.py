@@ -1,6 +1,7 @@
 """etcd's side of Seguro as plain data: error classes, key layout, value encodings, request checks.
 
-No I/O here: seguro.coordination performs the requests, seguro.master_watch follows the master key.
+No I/O here: seguro.node.etcd.coordinator performs the requests, seguro.node.etcd.watch follows the
+master key.
 """
 
 from __future__ import annotations

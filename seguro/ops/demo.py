@@ -16,11 +16,11 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from seguro import cluster as local
-from seguro.admin import leader_info, status_rows
-from seguro.config import parse_hostport
-from seguro.coordination import CoordinationError
-from seguro.eventlog import EventLog
+from seguro.node.config import parse_hostport
+from seguro.node.etcd.coordinator import CoordinationError
+from seguro.node.eventlog import EventLog
+from seguro.ops import cluster as local
+from seguro.ops.admin import leader_info, status_rows
 
 ACK = re.compile(rb"^ack (\d+)")
 RATE_PER_S = 200

@@ -29,10 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seguro import ames, newt
-from seguro.noun import Noun, cord, from_list, jam, mug, tape, to_list, uncord
-from seguro.record import RecordError, da_from_unix, split_event
-from seguro.serf_protocol import SUPPORTED_PROTOCOL
+from seguro.urbit import ames, newt
+from seguro.urbit.noun import Noun, cord, from_list, jam, mug, tape, to_list, uncord
+from seguro.urbit.record import RecordError, da_from_unix, split_event
+from seguro.urbit.serf_protocol import SUPPORTED_PROTOCOL
 
 log = logging.getLogger(__name__)
 
@@ -390,12 +390,13 @@ def run(
     log_level: str = "WARNING",
     diverge_at: int = 0,
 ) -> int:
-    """Entry point shared by `python -m seguro.ship` and `seguro ship`: log to stderr, serve, exit code."""
+    """Entry point shared by `python -m seguro.urbit.ship` and `seguro ship`: log to stderr, serve, and
+    return the exit code."""
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr, format="ship %(levelname)s %(message)s")
     return serve(pier, max_frame_bytes, diverge_at)
 
 
-if __name__ == "__main__":  # `python -m seguro.ship` is `seguro ship`: one set of options
+if __name__ == "__main__":  # `python -m seguro.urbit.ship` is `seguro ship`: one set of options
     from seguro.cli.ship import command
 
-    command(prog_name="python -m seguro.ship")
+    command(prog_name="python -m seguro.urbit.ship")

@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from seguro import ames
-from seguro import messages as m
-from seguro.clock import Clock
+from seguro.core import messages as m
+from seguro.core.clock import Clock
+from seguro.node.runtime import Job
+from seguro.node.transport import PushStream, batch_from_pb, grpc_options
 from seguro.proto.seguro.v1 import replication_pb2 as pb
 from seguro.proto.seguro.v1 import replication_pb2_grpc as rpc
-from seguro.runtime import Job
-from seguro.transport import PushStream, batch_from_pb, grpc_options
+from seguro.urbit import ames
 
 if TYPE_CHECKING:
-    from seguro.node import Node
+    from seguro.node.driver import Node
 
 log = logging.getLogger(__name__)
 

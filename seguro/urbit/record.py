@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from seguro.noun import Noun, cord, cue, from_list, jam, to_list, uncord
+from seguro.urbit.noun import Noun, cord, cue, from_list, jam, to_list, uncord
 
 MUG_BYTES = 4
 MUG_LIMIT = 1 << 31  # mugs are 31-bit; 0 marks a boot event, whose mug replay does not check
