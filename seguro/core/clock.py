@@ -1,8 +1,8 @@
-"""Injected time. The replication core never reads the wall clock; drivers pass `now` in seconds."""
+"""Injected time. The replication core never reads a clock; drivers pass `now` in seconds, and the shell
+hands its adapters a `Clock` (seguro.node.clock.SystemClock in production, a fake one in tests)."""
 
 from __future__ import annotations
 
-import time
 from typing import Protocol
 
 
@@ -14,15 +14,3 @@ class Clock(Protocol):
     def wall_s(self) -> float:
         """Unix seconds, for event timestamps (@da)."""
         ...
-
-
-class SystemClock:
-    """The real clock: monotonic for deadlines, wall time for event timestamps."""
-
-    def now_s(self) -> float:
-        # CLOCK_BOOTTIME keeps counting while the host is suspended, as etcd's lease clocks do;
-        # CLOCK_MONOTONIC would not, and a resumed master would believe its deadline still held.
-        return time.clock_gettime(time.CLOCK_BOOTTIME)
-
-    def wall_s(self) -> float:
-        return time.time()

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from seguro.core import messages as m
-from seguro.core.clock import Clock, SystemClock
+from seguro.core.clock import Clock
+from seguro.node.clock import SystemClock
 from seguro.core.replication import MASTER, Config, Replica
 from seguro.invariant import InvariantViolation
 from seguro.node.config import NodeConfig
