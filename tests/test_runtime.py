@@ -15,7 +15,7 @@ from seguro.node.runtime import Job, RuntimeWorker
 from seguro.urbit.ames import datagram_event
 from seguro.urbit.record import decode_record, encode_record
 from seguro.urbit.serf import Serf
-from seguro.urbit.ship import SNAPSHOT_NAME, boot_events
+from seguro.urbit.ship.kernel import SNAPSHOT_NAME, boot_events
 
 WALL_S = 1_700_000_000.0
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from seguro.urbit import ames, ship
+from seguro.urbit import ames
 from seguro.urbit.noun import Noun, cord, from_list
 from seguro.urbit.serf import (
     PlayBail,
@@ -24,6 +24,7 @@ from seguro.urbit.serf import (
     WorkBail,
     WorkDone,
 )
+from seguro.urbit.ship import kernel
 
 WALL_S = 1_700_000_000.0
 EVENTS = 10_000
@@ -49,7 +50,7 @@ def run_pipelined(serf: Serf, jobs: list[Noun]) -> list[WorkDone]:
 
 def booted(pier: Path, **kwargs: object) -> Serf:
     serf = Serf(pier=pier, timeout_s=10, **kwargs)  # type: ignore[arg-type]
-    serf.play(1, ship.boot_events("~zod", WALL_S))
+    serf.play(1, kernel.boot_events("~zod", WALL_S))
     return serf
 
 
@@ -260,15 +261,15 @@ def test_missing_binary_and_clean_close(tmp_path: Path) -> None:
 def test_failed_boot_is_a_play_bail(tmp_path: Path) -> None:
     with Serf(pier=tmp_path, timeout_s=10) as serf:
         with pytest.raises(PlayBail, match="no identity") as info:
-            serf.play(1, [ship.LIFECYCLE_FORMULA, ship.boot_events("~zod", WALL_S)[2]])
+            serf.play(1, [kernel.LIFECYCLE_FORMULA, kernel.boot_events("~zod", WALL_S)[2]])
         assert (info.value.eve, info.value.mug, serf.eve) == (0, 0, 0)
-        assert serf.play(1, ship.boot_events("~nec", WALL_S)) == serf.mug != 0
+        assert serf.play(1, kernel.boot_events("~nec", WALL_S)) == serf.mug != 0
 
 
 def test_the_seguro_ship_cli_is_the_same_runtime(tmp_path: Path) -> None:
     argv = [sys.executable, "-c", "from seguro.cli import main; main()", "ship", "--pier", str(tmp_path)]
     with Serf(argv, timeout_s=10) as serf:
-        serf.play(1, ship.boot_events("~zod", WALL_S))
+        serf.play(1, kernel.boot_events("~zod", WALL_S))
         done = serf.work(packet_event(1))
     with booted(tmp_path / "module") as reference:
         assert reference.work(packet_event(1)).mug == done.mug

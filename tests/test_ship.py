@@ -10,19 +10,20 @@ import pytest
 from click.testing import CliRunner
 
 from seguro.cli import main as cli_main
-from seguro.urbit import ames, newt, ship
+from seguro.urbit import ames, newt
 from seguro.urbit.noun import Noun, cord, from_list, to_list, uncord
 from seguro.urbit.serf_protocol import render_tank
+from seguro.urbit.ship import kernel, worker
 
 WALL_S = 1_700_000_000.0
 
 
 class Harness:
-    """A ship.Serf with its out-of-band pleas (%slog/%flog) collected."""
+    """A worker.Serf with its out-of-band pleas (%slog/%flog) collected."""
 
     def __init__(self, pier: Path) -> None:
         self.sent: list[Noun] = []
-        self.serf = ship.Serf(pier, ship.load_snapshot(pier), self.sent.append)
+        self.serf = worker.Serf(pier, kernel.load_snapshot(pier), self.sent.append)
 
     def writ(self, *parts: Noun) -> Noun:
         message: Noun = parts[-1]
@@ -31,7 +32,7 @@ class Harness:
         return self.serf.writ(message)
 
     def boot(self) -> Noun:
-        return self.writ(cord("play"), 1, from_list(ship.boot_events("~zod", WALL_S)))
+        return self.writ(cord("play"), 1, from_list(kernel.boot_events("~zod", WALL_S)))
 
     def work(self, payload: bytes, port: int = 4000) -> Noun:
         return self.writ(cord("work"), 0, ames.datagram_event(WALL_S, "127.0.0.1", port, payload))
@@ -100,7 +101,7 @@ def test_play_bail_reports_where_replay_stopped(tmp_path: Path) -> None:
 
 def test_boot_without_identity_bails_at_zero(tmp_path: Path) -> None:
     h = Harness(tmp_path)
-    reply = h.writ(cord("play"), 1, from_list([ship.LIFECYCLE_FORMULA, (1, ((0, 0), (cord("x"), 0)))]))
+    reply = h.writ(cord("play"), 1, from_list([kernel.LIFECYCLE_FORMULA, (1, ((0, 0), (cord("x"), 0)))]))
     assert reply[1][0] == cord("bail") and reply[1][1][:2] == (0, (0, reply[1][1][1][1]))
     _, (_, (eve, (mug, goof))) = reply
     assert (
@@ -128,13 +129,13 @@ def test_snapshot_roundtrip_and_corruption(tmp_path: Path) -> None:
         h.work(b"p%d" % i, 4000 + i % 3)
     assert h.writ(cord("live"), cord("save"), 23) == (cord("live"), 0)
     assert not (tmp_path / "snapshot.jam.tmp").exists()
-    restored = ship.load_snapshot(tmp_path)
+    restored = kernel.load_snapshot(tmp_path)
     assert (restored.eve, restored.mug(), restored.peers) == (23, h.serf.kernel.mug(), h.serf.kernel.peers)
     data = bytearray((tmp_path / "snapshot.jam").read_bytes())
     data[len(data) // 2] ^= 0x10
     (tmp_path / "snapshot.jam").write_bytes(bytes(data))
-    with pytest.raises(ship.Fatal, match="snapshot"):
-        ship.load_snapshot(tmp_path)
+    with pytest.raises(kernel.Fatal, match="snapshot"):
+        kernel.load_snapshot(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -148,22 +149,22 @@ def test_snapshot_roundtrip_and_corruption(tmp_path: Path) -> None:
     ],
 )
 def test_impossible_writs_are_fatal(tmp_path: Path, writ: Noun) -> None:
-    with pytest.raises(ship.Fatal):
+    with pytest.raises(kernel.Fatal):
         Harness(tmp_path).serf.writ(writ)
 
 
 def test_exit_writ(tmp_path: Path) -> None:
-    with pytest.raises(ship.ExitRequested) as info:
+    with pytest.raises(kernel.ExitRequested) as info:
         Harness(tmp_path).writ(cord("live"), cord("exit"), 3)
     assert info.value.code == 3
 
 
 def test_boot_events_shape_and_validation() -> None:
-    events = ship.boot_events("~sampel-palnet", WALL_S)
-    assert events[: ship.BOOT_LIFE] == [ship.LIFECYCLE_FORMULA]
-    assert all(isinstance(e[0], int) and e[0] > 1 << 127 for e in events[ship.BOOT_LIFE :])
+    events = kernel.boot_events("~sampel-palnet", WALL_S)
+    assert events[: kernel.BOOT_LIFE] == [kernel.LIFECYCLE_FORMULA]
+    assert all(isinstance(e[0], int) and e[0] > 1 << 127 for e in events[kernel.BOOT_LIFE :])
     with pytest.raises(ValueError, match="ship name"):
-        ship.boot_events("zod")
+        kernel.boot_events("zod")
 
 
 def test_module_entry_point_speaks_newt_and_exits_1_on_eof(tmp_path: Path) -> None:
@@ -201,7 +202,7 @@ def test_bad_ship_flags_are_usage_errors(tmp_path: Path) -> None:
 
 
 def test_boot_with_a_non_cord_name_bails(tmp_path: Path) -> None:
-    events = ship.boot_events("~zod", WALL_S)
+    events = kernel.boot_events("~zod", WALL_S)
     da, (wire, (who, _)) = events[1]
     events[1] = (da, (wire, (who, (1, 2))))
     reply = Harness(tmp_path).writ(cord("play"), 1, from_list(events))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from seguro.cli import log, node, ops, ship
+from seguro.cli import log, node, ops
+from seguro.urbit.ship.command import command as ship_command
 
 
 @click.group()
@@ -15,6 +16,6 @@ def main() -> None:
 
 main.add_command(log.group)
 main.add_command(node.group)
-main.add_command(ship.command)
+main.add_command(ship_command)
 for _command in ops.commands:
     main.add_command(_command)

@@ -18,9 +18,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from seguro.core import messages as m
 from seguro.core.clock import Clock
-from seguro.node.clock import SystemClock
 from seguro.core.replication import MASTER, Config, Replica
 from seguro.invariant import InvariantViolation
+from seguro.node.clock import SystemClock
 from seguro.node.config import NodeConfig
 from seguro.node.edges import Ingress, Peers
 from seguro.node.etcd.coordinator import (

@@ -26,7 +26,7 @@ from seguro.urbit import ames
 from seguro.urbit.noun import Noun
 from seguro.urbit.record import decode_record, encode_record
 from seguro.urbit.serf import Serf, SerfBail, SerfError, WorkBail, default_argv
-from seguro.urbit.ship import boot_events
+from seguro.urbit.ship.kernel import boot_events
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
-"""`seguro ship`: run the reference ship runtime (the serf side of vere's king <-> serf protocol).
+"""The reference ship's one entry point: `seguro ship` and `python -m seguro.urbit.ship` are this command.
 
-Same options as `python -m seguro.urbit.ship`; a king (seguro.urbit.serf.Serf) starts it and talks newt frames
-over its stdin/stdout, so it is not meant to be run by hand except to see that it starts.
+A king (seguro.urbit.serf.Serf) starts it and talks newt frames over its stdin/stdout, so it is not meant
+to be run by hand except to see that it starts.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from seguro.urbit import newt
+from seguro.urbit.ship.worker import run
 
 
 @click.command("ship")
@@ -36,6 +37,4 @@ from seguro.urbit import newt
 )
 def command(pier: Path, max_frame_bytes: int, log_level: str, fault_diverge_at: int) -> None:
     """Run the reference ship runtime on stdin/stdout (newt frames), snapshots in --pier."""
-    from seguro.urbit.ship import run
-
     sys.exit(run(pier, max_frame_bytes, log_level, fault_diverge_at))
