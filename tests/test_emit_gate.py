@@ -6,7 +6,7 @@ import socket
 from types import SimpleNamespace
 
 from seguro.node.driver import Node
-from seguro.node.edges import Ingress
+from seguro.node.udp import Ingress
 
 
 class FakeClock:

@@ -14,7 +14,8 @@ import pytest
 
 from seguro.core import messages as m
 from seguro.node.eventlog import EventLog
-from seguro.node.transport import PushStream, serve
+from seguro.node.push import PushStream
+from seguro.node.services import serve
 
 MAX_MESSAGE_BYTES = 1 << 20
 

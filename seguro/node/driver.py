@@ -22,18 +22,14 @@ from seguro.core.replication import MASTER, Config, Replica
 from seguro.invariant import InvariantViolation
 from seguro.node.clock import SystemClock
 from seguro.node.config import NodeConfig
-from seguro.node.edges import Ingress, Peers
-from seguro.node.etcd.coordinator import (
-    CoordinationError,
-    Coordinator,
-    FenceLost,
-    LeaseLost,
-    LogTrimmed,
-    MasterInfo,
-)
+from seguro.node.etcd.coordinator import Coordinator, MasterInfo
+from seguro.node.etcd_tasks import EtcdTasks, quietly
 from seguro.node.eventlog import EventLog
+from seguro.node.peer_fetch import PeerFetcher
+from seguro.node.push import PushStream, PushStreams
 from seguro.node.runtime import Job, RuntimeWorker
-from seguro.node.transport import batch_from_pb, serve
+from seguro.node.services import serve
+from seguro.node.udp import Ingress
 from seguro.urbit.noun import cue
 from seguro.urbit.record import split_event
 
@@ -84,9 +80,6 @@ class Node:
         self._lease = ThreadPoolExecutor(1, thread_name_prefix="seguro-lease")
         self._background = ThreadPoolExecutor(1, thread_name_prefix="seguro-status")
         self._status_busy = threading.Event()
-        self._resign_busy = threading.Event()
-        self._last_warning_s: dict[str, float] = {}
-        self._compact_to = 0  # etcd revision of the previous trim
         self.runtime = RuntimeWorker(
             self.eventlog, self.post, die=self.die, pier=cfg.data_dir / "pier", argv=cfg.runtime,
             stderr_path=cfg.data_dir / "runtime.log", timeout_s=cfg.runtime_timeout_s,
@@ -96,10 +89,21 @@ class Node:
         self._server, grpc_port = serve(self, cfg.grpc, cfg.max_event_bytes)
         self.grpc_address = f"{cfg.grpc_hostport[0]}:{grpc_port}"
         self.udp_address = "{}:{}".format(*self.ingress.address)
-        self.peers = Peers(self)
+        replicas = self.coord.replicas
+        self.peers = PushStreams(self.node_id, replicas, self.serves_epoch, self._start_push)
+        peer_fetch = PeerFetcher(self.node_id, replicas, self.post, cfg.max_event_bytes)
+        addresses = {"grpc": self.grpc_address, "udp": self.udp_address}
+        self.tasks = EtcdTasks(self.coord, self._lease_coord, self.clock, self.post, peer_fetch.fetch,
+                               self.node_id, cfg.lease_ttl_s, addresses)  # fmt: skip
         self.effects_sent = 0
         self.effects_fenced = 0
         self._watch = None
+
+    def _start_push(self, follower_id: str, address: str, epoch: int) -> PushStream:
+        return PushStream(
+            follower_id, address, self.eventlog, epoch, self.node_id, self.post, self.appended,
+            self.cfg.max_event_bytes, self.die,
+        )  # fmt: skip
 
     def _core_config(self) -> Config:
         cfg = self.cfg
@@ -213,7 +217,7 @@ class Node:
         if ready.commit is not None:
             seq = ready.commit.seq
             self._submit(
-                self._etcd, self._commit, ready.commit, fail=lambda r: m.CommitDone(seq, False, error=r)
+                self._etcd, self.tasks.commit, ready.commit, fail=lambda r: m.CommitDone(seq, False, error=r)
             )
         for _, datagrams in ready.release:
             self._emit(datagrams)
@@ -252,124 +256,25 @@ class Node:
     # ---- etcd requests (worker threads) ---------------------------------------------------------
 
     def _etcd_requests(self, ready: m.Ready) -> None:
-        lease_failed = m.LeaseRequestFailed
+        tasks, lease_failed = self.tasks, m.LeaseRequestFailed
         if ready.grant_lease:
-            self._submit(self._lease, self._grant, fail=lease_failed)
+            self._submit(self._lease, tasks.grant, fail=lease_failed)
         if ready.renew_lease is not None:
-            self._submit(self._lease, self._renew, ready.renew_lease, fail=lease_failed)
+            self._submit(self._lease, tasks.renew, ready.renew_lease, fail=lease_failed)
         if ready.revoke_lease is not None:
-            self._submit(self._lease, self._quietly, "revoke", self._lease_coord.revoke, ready.revoke_lease)
+            self._submit(self._lease, tasks.revoke, ready.revoke_lease)
         if ready.campaign:
             lease_id = self.core.lease_id() or 0
-            self._submit(self._etcd, self._campaign, lease_id,
+            self._submit(self._etcd, tasks.campaign, lease_id,
                          fail=lambda r: m.CampaignResult(False, lease_id, error=r))  # fmt: skip
         if ready.catch_up_from is not None:
             epoch = self.core.epoch
-            self._submit(self._etcd, self._catch_up, ready.catch_up_from, epoch,
+            self._submit(self._etcd, tasks.catch_up, ready.catch_up_from, epoch,
                          fail=lambda r: m.CatchUpDone(0, epoch, error=r))  # fmt: skip
         if ready.trim_below is not None:
-            self._submit(self._etcd, self._trim, self.core.epoch, ready.trim_below)
-        if ready.resign_epoch is not None and not self._resign_busy.is_set():
-            self._resign_busy.set()  # the core asks every second: never queue them up while etcd is away
-            self._submit(self._etcd, self._resign, ready.resign_epoch)
-
-    def _resign(self, epoch: int) -> None:
-        try:
-            self._quietly("resign", self.coord.resign, epoch)
-        finally:
-            self._resign_busy.clear()
-
-    def _grant(self) -> None:
-        sent_at_s = self.clock.now_s()
-        try:
-            lease_id = self._lease_coord.grant_lease(self.cfg.lease_ttl_s)
-        except CoordinationError as e:
-            self._warn_now_and_then("cannot get an etcd lease; not electable until etcd answers", e)
-            self.post(m.LeaseRequestFailed(str(e)))
-            return
-        self.post(m.LeaseGranted(lease_id, float(self.cfg.lease_ttl_s), sent_at_s))
-
-    def _renew(self, lease_id: int) -> None:
-        sent_at_s = self.clock.now_s()
-        try:
-            self._lease_coord.keepalive(lease_id)
-        except LeaseLost:
-            self.post(m.LeaseLost(lease_id))
-            return
-        except CoordinationError as e:
-            self._warn_now_and_then("keepalive failed; the lease deadline will fence this node", e)
-            self.post(m.LeaseRequestFailed(str(e)))
-            return
-        # The TTL etcd reports is rounded down to whole seconds; the granted TTL is what was restarted.
-        self.post(m.KeepaliveAcked(lease_id, float(self.cfg.lease_ttl_s), sent_at_s))
-
-    def _warn_now_and_then(self, message: str, error: Exception, every_s: float = 5.0) -> None:
-        now_s = self.clock.now_s()
-        if now_s - self._last_warning_s.get(message, float("-inf")) >= every_s:
-            self._last_warning_s[message] = now_s
-            log.warning(message, extra={"error": str(error)})
-
-    def _campaign(self, lease_id: int) -> None:
-        if not lease_id:
-            self.post(m.CampaignResult(False, lease_id, error="no lease"))
-            return
-        info = {"grpc": self.grpc_address, "udp": self.udp_address}
-        try:
-            won = self.coord.campaign(self.node_id, lease_id, info)
-        except CoordinationError as e:
-            self.post(m.CampaignResult(False, lease_id, error=str(e)))
-            return
-        self.post(m.CampaignResult(won is not None, lease_id, epoch=won.epoch if won else 0))
-
-    def _commit(self, commit: m.Commit) -> None:
-        batch = commit.batch
-        try:
-            result = self.coord.append_records(batch.epoch, commit.expected_head, batch.records)
-        except (CoordinationError, ValueError) as e:
-            self.post(m.CommitDone(commit.seq, ok=False, fence_lost=isinstance(e, FenceLost), error=str(e)))
-            return
-        self.post(
-            m.CommitDone(
-                commit.seq, ok=result.ok, fence_lost=result.fence_lost, actual_head=result.head_event
-            )
-        )
-
-    def _catch_up(self, first: int, epoch: int) -> None:
-        """Read committed batches from etcd from `first`; what etcd trimmed comes from a peer's log."""
-        try:
-            try:
-                for wire in self.coord.read_batches(first):
-                    self.post(m.CatchUpFetched(batch_from_pb(wire)))
-            except LogTrimmed as e:
-                if not self.peers.fetch_from_peers(first, e.first_available_event - 1):
-                    self.post(m.CatchUpDone(0, epoch, error=f"no live peer holds events {first}.. : {e}"))
-                    return
-                for wire in self.coord.read_batches(e.first_available_event):
-                    self.post(m.CatchUpFetched(batch_from_pb(wire)))
-            head, _ = self.coord.head()
-        except CoordinationError as e:
-            self.post(m.CatchUpDone(0, epoch, error=str(e)))
-            return
-        self.post(m.CatchUpDone(head, epoch))
-
-    def _trim(self, epoch: int, below: int) -> None:
-        """Delete batches below `below`, and compact history up to the previous trim's revision: one trim
-        interval back, so a catch-up that is paging through batches at its revision is not cut off."""
-        try:
-            deleted = self.coord.trim(epoch, below)
-            if self._compact_to:
-                self.coord.compact(self._compact_to)
-            self._compact_to = self.coord.revision()
-        except CoordinationError as e:
-            log.warning("trim failed", extra={"below": below, "error": str(e)})
-            return
-        log.info("trimmed etcd", extra={"below": below, "batches_deleted": deleted})
-
-    def _quietly(self, what: str, fn, *args: object) -> None:  # type: ignore[no-untyped-def]
-        try:
-            fn(*args)
-        except CoordinationError as e:
-            log.warning("etcd request failed", extra={"what": what, "error": str(e)})
+            self._submit(self._etcd, tasks.trim, self.core.epoch, ready.trim_below)
+        if ready.resign_epoch is not None and tasks.claim_resign():
+            self._submit(self._etcd, tasks.resign, ready.resign_epoch)
 
     def _on_master(self, info: MasterInfo | None, revision: int) -> None:
         if info is None:
@@ -406,9 +311,9 @@ class Node:
 
     def _publish(self, status: dict[str, object], master_epoch: int) -> None:
         try:
-            self._quietly("put_replica", self.coord.put_replica, self.node_id, status)
+            quietly("put_replica", self.coord.put_replica, self.node_id, status)
             if master_epoch:
-                self._quietly("peers", self.peers.refresh, master_epoch)
+                quietly("peers", self.peers.refresh, master_epoch)
         finally:
             self._status_busy.clear()
 
@@ -448,10 +353,10 @@ class Node:
             self._watch.cancel()
         self.peers.stop_all(join_s=2.0, close=True)
         if self.core.role == MASTER:
-            self._quietly("resign", self.coord.resign, self.core.epoch)
+            quietly("resign", self.coord.resign, self.core.epoch)
         lease_id = self.core.lease_id()
         if lease_id is not None:
-            self._quietly("revoke", self._lease_coord.revoke, lease_id)
+            quietly("revoke", self._lease_coord.revoke, lease_id)
         self._server.stop(grace=1.0).wait(3.0)
         self.runtime.stop()
         for executor in (self._etcd, self._lease, self._background):

@@ -1,0 +1,151 @@
+"""The etcd requests a node's driver performs for its core, through the adapter in seguro.node.etcd, on
+worker threads. Each answers the core with an event posted back to the driver, a failure too, so that
+no in-flight flag of the core waits forever on a reply that will never come.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from seguro.core import messages as m
+from seguro.core.clock import Clock
+from seguro.node.etcd.coordinator import CoordinationError, Coordinator, FenceLost, LeaseLost, LogTrimmed
+from seguro.node.wire import batch_from_pb
+
+log = logging.getLogger(__name__)
+
+
+def quietly(what: str, fn: Callable[..., Any], *args: object) -> None:
+    """Make a best-effort etcd request: a failure is logged, never raised (the core asks again)."""
+    try:
+        fn(*args)
+    except CoordinationError as e:
+        log.warning("etcd request failed", extra={"what": what, "error": str(e)})
+
+
+class EtcdTasks:
+    """Grant, renew and revoke on the lease connection (fail fast, never queued behind appends);
+    campaign, commit, catch up, trim and resign on the main one."""
+
+    def __init__(
+        self,
+        coord: Coordinator,
+        lease: Coordinator,
+        clock: Clock,
+        post: Callable[[m.Event], None],
+        fetch_from_peers: Callable[[int, int], bool],
+        node_id: str,
+        lease_ttl_s: int,
+        addresses: dict[str, str],
+    ) -> None:
+        self._coord, self._lease, self._clock, self._post = coord, lease, clock, post
+        self._fetch_from_peers = fetch_from_peers
+        self._node_id, self._ttl_s, self._addresses = node_id, lease_ttl_s, addresses
+        self._resign_busy = threading.Event()
+        self._last_warning_s: dict[str, float] = {}
+        self._compact_to = 0  # etcd revision of the previous trim
+
+    def claim_resign(self) -> bool:
+        """The core asks for a resign every second while the key names us: never queue them up while
+        etcd is away. True when no resign is in flight (and one now is)."""
+        if self._resign_busy.is_set():
+            return False
+        self._resign_busy.set()
+        return True
+
+    def revoke(self, lease_id: int) -> None:
+        quietly("revoke", self._lease.revoke, lease_id)
+
+    def resign(self, epoch: int) -> None:
+        try:
+            quietly("resign", self._coord.resign, epoch)
+        finally:
+            self._resign_busy.clear()
+
+    def grant(self) -> None:
+        sent_at_s = self._clock.now_s()
+        try:
+            lease_id = self._lease.grant_lease(self._ttl_s)
+        except CoordinationError as e:
+            self._warn_now_and_then("cannot get an etcd lease; not electable until etcd answers", e)
+            self._post(m.LeaseRequestFailed(str(e)))
+            return
+        self._post(m.LeaseGranted(lease_id, float(self._ttl_s), sent_at_s))
+
+    def renew(self, lease_id: int) -> None:
+        sent_at_s = self._clock.now_s()
+        try:
+            self._lease.keepalive(lease_id)
+        except LeaseLost:
+            self._post(m.LeaseLost(lease_id))
+            return
+        except CoordinationError as e:
+            self._warn_now_and_then("keepalive failed; the lease deadline will fence this node", e)
+            self._post(m.LeaseRequestFailed(str(e)))
+            return
+        # The TTL etcd reports is rounded down to whole seconds; the granted TTL is what was restarted.
+        self._post(m.KeepaliveAcked(lease_id, float(self._ttl_s), sent_at_s))
+
+    def _warn_now_and_then(self, message: str, error: Exception, every_s: float = 5.0) -> None:
+        now_s = self._clock.now_s()
+        if now_s - self._last_warning_s.get(message, float("-inf")) >= every_s:
+            self._last_warning_s[message] = now_s
+            log.warning(message, extra={"error": str(error)})
+
+    def campaign(self, lease_id: int) -> None:
+        if not lease_id:
+            self._post(m.CampaignResult(False, lease_id, error="no lease"))
+            return
+        try:
+            won = self._coord.campaign(self._node_id, lease_id, self._addresses)
+        except CoordinationError as e:
+            self._post(m.CampaignResult(False, lease_id, error=str(e)))
+            return
+        self._post(m.CampaignResult(won is not None, lease_id, epoch=won.epoch if won else 0))
+
+    def commit(self, commit: m.Commit) -> None:
+        batch = commit.batch
+        try:
+            result = self._coord.append_records(batch.epoch, commit.expected_head, batch.records)
+        except (CoordinationError, ValueError) as e:
+            self._post(m.CommitDone(commit.seq, ok=False, fence_lost=isinstance(e, FenceLost), error=str(e)))
+            return
+        self._post(
+            m.CommitDone(
+                commit.seq, ok=result.ok, fence_lost=result.fence_lost, actual_head=result.head_event
+            )
+        )
+
+    def catch_up(self, first: int, epoch: int) -> None:
+        """Read committed batches from etcd from `first`; what etcd trimmed comes from a peer's log."""
+        try:
+            try:
+                for wire in self._coord.read_batches(first):
+                    self._post(m.CatchUpFetched(batch_from_pb(wire)))
+            except LogTrimmed as e:
+                if not self._fetch_from_peers(first, e.first_available_event - 1):
+                    self._post(m.CatchUpDone(0, epoch, error=f"no live peer holds events {first}.. : {e}"))
+                    return
+                for wire in self._coord.read_batches(e.first_available_event):
+                    self._post(m.CatchUpFetched(batch_from_pb(wire)))
+            head, _ = self._coord.head()
+        except CoordinationError as e:
+            self._post(m.CatchUpDone(0, epoch, error=str(e)))
+            return
+        self._post(m.CatchUpDone(head, epoch))
+
+    def trim(self, epoch: int, below: int) -> None:
+        """Delete batches below `below`, and compact history up to the previous trim's revision: one trim
+        interval back, so a catch-up that is paging through batches at its revision is not cut off."""
+        try:
+            deleted = self._coord.trim(epoch, below)
+            if self._compact_to:
+                self._coord.compact(self._compact_to)
+            self._compact_to = self._coord.revision()
+        except CoordinationError as e:
+            log.warning("trim failed", extra={"below": below, "error": str(e)})
+            return
+        log.info("trimmed etcd", extra={"below": below, "batches_deleted": deleted})

@@ -1,0 +1,61 @@
+"""What crosses the wire between nodes: gRPC channel options, and committed batches as protobuf messages,
+read from the local log in pieces that fit one message."""
+
+from __future__ import annotations
+
+from seguro.core import messages as m
+from seguro.node.eventlog import EventLog
+from seguro.proto.seguro.v1 import replication_pb2 as pb
+
+PUSH_BATCH_EVENTS = 500
+PUSH_BATCH_BYTES = 4 << 20
+
+
+def grpc_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    """Message limits that fit the largest event, and HTTP/2 keepalives so that a peer that vanished
+    without closing its connection (power loss, partition) frees its stream and server thread."""
+    limit = max_message_bytes + (1 << 20)
+    return [
+        ("grpc.max_send_message_length", limit),
+        ("grpc.max_receive_message_length", limit),
+        ("grpc.keepalive_time_ms", 5_000),
+        ("grpc.keepalive_timeout_ms", 5_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.http2.min_ping_interval_without_data_ms", 4_000),
+    ]
+
+
+def batch_to_pb(batch: m.Batch) -> pb.Batch:
+    records = [pb.Record(event=batch.first_event + i, data=r) for i, r in enumerate(batch.records)]
+    return pb.Batch(epoch=batch.epoch, first_event=batch.first_event, records=records)
+
+
+def batch_from_pb(batch: pb.Batch) -> m.Batch:
+    for i, r in enumerate(batch.records):
+        if r.event != batch.first_event + i or r.chunks:
+            raise ValueError(
+                f"batch record {i} is event {r.event} (chunks={r.chunks}), expected "
+                f"{batch.first_event + i} with its data inline"
+            )
+    return m.Batch(batch.epoch, batch.first_event, tuple(r.data for r in batch.records))
+
+
+def read_batch(eventlog: EventLog, first: int, epoch: int, max_events: int = PUSH_BATCH_EVENTS) -> m.Batch:
+    """Up to max_events / PUSH_BATCH_BYTES records of the local log from `first` (none if it ends before)."""
+    records: list[bytes] = []
+    size = 0
+    last = min(eventlog.last_event(), first + max_events - 1)
+    if first <= last:
+        for _, record in eventlog.read(first, last):
+            if records and size + len(record) > PUSH_BATCH_BYTES:
+                break  # a large record goes in a message of its own, within the gRPC limit
+            records.append(record)
+            size += len(record)
+    return m.Batch(epoch, first, tuple(records))
+
+
+def replica_addresses(replicas: dict[str, dict], self_id: str) -> dict[str, str]:
+    """The gRPC address of every other replica in the registry (`replica/<id>` statuses) that has one."""
+    found = {rid: str(status.get("grpc", "")) for rid, status in replicas.items() if rid != self_id}
+    return {rid: address for rid, address in found.items() if address}
