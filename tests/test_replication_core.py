@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from seguro.core import messages as m
+from seguro.core.config import Config
 from seguro.core.fencing import RENEW_RETRY_S
-from seguro.core.replication import FOLLOWER, MASTER, PROMOTING, STOPPED, Config, Replica
+from seguro.core.replication import FOLLOWER, MASTER, PROMOTING, STOPPED, Replica
 from seguro.invariant import InvariantViolation
 
 TTL_S = 3.0

@@ -19,36 +19,17 @@ at once, throws its run-ahead away (the runtime restarts from the committed log)
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from seguro.core import messages as m
+from seguro.core.batcher import Batcher
+from seguro.core.config import Config
 from seguro.core.fencing import LeaseKeeper
+from seguro.core.release import EffectGate
 from seguro.invariant import require
 
 log = logging.getLogger(__name__)
 
 FOLLOWER, PROMOTING, MASTER, STOPPED = "follower", "promoting", "master", "stopped"
-
-
-@dataclass(frozen=True)
-class Config:
-    node_id: str
-    lease_ttl_s: float = 3.0
-    lease_margin_s: float = 0.75
-    ack_replicas: int = 0
-    max_batch_bytes: int = 1_200_000
-    max_batch_events: int = 1000
-    max_event_bytes: int = 64 * 1024 * 1024
-    max_run_ahead_events: int = 5000
-    campaign_retry_s: float = 0.25
-    catch_up_retry_s: float = 0.5
-    etcd_retain_events: int = 100_000  # committed events kept in etcd for catch-up; 0 = never trim
-    resign_retry_s: float = 1.0
-
-    def __post_init__(self) -> None:
-        require(self.lease_ttl_s >= 2, "etcd's minimum lease TTL is 2 s", lease_ttl_s=self.lease_ttl_s)
-        require(0 < self.lease_margin_s < self.lease_ttl_s / 2, "margin must be within half the TTL")
-        require(self.ack_replicas >= 0, "ack_replicas must be >= 0")
 
 
 class Replica:
@@ -75,11 +56,10 @@ class Replica:
         self._last_trim_below = 0
         self._running = 0  # jobs handed to the runtime and not yet answered
         self._last_worked = 0  # highest event the runtime has reported done
-        self._pending: list[tuple[int, bytes]] = []
+        self._batcher = Batcher(config.max_batch_bytes, config.max_batch_events)
         self._inflight: m.Commit | None = None
         self._seq = 0
-        self._held: dict[int, tuple[object, ...]] = {}
-        self._acks: dict[str, int] = {}
+        self._gate = EffectGate(config.ack_replicas)
         self.counters = {"dropped": 0, "refused": 0, "effects_released": 0, "effects_discarded": 0}
 
     # ---- public -------------------------------------------------------------------------------
@@ -167,7 +147,7 @@ class Replica:
             return
         self.role, self.epoch, self._caught_up = PROMOTING, ev.epoch, False
         self.highest_epoch = ev.epoch
-        self._acks.clear()
+        self._gate.forget_acks()
         self._catch_up_retry_at_s = now_s
         log.info("won master key; catching up", extra={"epoch": ev.epoch, "durable": self.durable})
 
@@ -249,9 +229,8 @@ class Replica:
         if self.role not in (MASTER, PROMOTING):
             return
         log.warning("fenced", extra={"reason": reason, "epoch": self.epoch})
-        self.counters["effects_discarded"] += sum(len(e) for e in self._held.values())
-        self._held.clear()
-        self._pending.clear()
+        self.counters["effects_discarded"] += self._gate.discard()
+        self._batcher.clear()
         self._inflight = None
         ready.run.clear()  # jobs decided earlier in this same step are run-ahead too
         ready.commit = None
@@ -286,7 +265,7 @@ class Replica:
         if ev.size_bytes > self.cfg.max_event_bytes:
             return f"event of {ev.size_bytes} bytes exceeds the limit of {self.cfg.max_event_bytes} bytes"
         ahead = self._running + self._last_worked - self.committed
-        if max(ahead, len(self._held)) >= self.cfg.max_run_ahead_events:  # held: waiting for acks
+        if max(ahead, len(self._gate)) >= self.cfg.max_run_ahead_events:  # held: waiting for acks
             return f"{self.cfg.max_run_ahead_events} events already wait for their commit or acks"
         return ""
 
@@ -301,15 +280,14 @@ class Replica:
         )
         self._last_worked = self.applied = ev.eve
         self._job_answered()
-        self._pending.append((ev.eve, ev.record))
-        if ev.effects:
-            self._held[ev.eve] = ev.effects
+        self._batcher.add([(ev.eve, ev.record)])
+        self._gate.hold(ev.eve, ev.effects)
 
     def _on_Booted(self, ev: m.Booted, now_s: float, ready: m.Ready) -> None:
         if self.role != MASTER or not self.runtime_ready:
             return
         require(self._last_worked == 0 and self.durable == 0, "boot events go first", durable=self.durable)
-        self._pending.extend((eve, record) for eve, record in enumerate(ev.records, start=1))
+        self._batcher.add(enumerate(ev.records, start=1))
         self._last_worked = self.applied = len(ev.records)
         self._job_answered()  # the boot; datagrams taken while it ran are still running (found in review)
 
@@ -333,15 +311,11 @@ class Replica:
         ready.restart_runtime = True
 
     def _maybe_commit(self, ready: m.Ready) -> None:
-        if self.role != MASTER or self._inflight is not None or not self._pending:
+        if self.role != MASTER or self._inflight is not None:
             return
-        size, count, cfg = 0, 0, self.cfg
-        for _, record in self._pending:
-            if count and (count >= cfg.max_batch_events or size + len(record) > cfg.max_batch_bytes):
-                break  # a record larger than a batch goes alone; the etcd adapter chunks it
-            size, count = size + len(record), count + 1
-        taken, self._pending = self._pending[:count], self._pending[count:]
-        batch = m.Batch(self.epoch, taken[0][0], tuple(r for _, r in taken))
+        batch = self._batcher.cut(self.epoch)
+        if batch is None:
+            return
         require(
             batch.first_event == self.durable + 1,
             "batches must be contiguous with the log",
@@ -372,7 +346,7 @@ class Replica:
         never an event no follower holds durably: etcd must not be its only copy besides our disk.
         Followers further behind catch up from the master's push stream or a peer's log, not etcd."""
         retain = self.cfg.etcd_retain_events
-        held_elsewhere = max(self._acks.values(), default=0)
+        held_elsewhere = self._gate.held_elsewhere()
         below = min(self.committed - retain, held_elsewhere) + 1
         if retain and below - self._last_trim_below >= max(1, retain // 2):
             ready.trim_below = below
@@ -382,22 +356,12 @@ class Replica:
         """The follower's durable position now, not its best: one that lost its disk and came back acks
         less, and must stop counting towards `ack_replicas` and trimming for events it no longer holds.
         (A follower's acks come in order over its one push stream; a late one only holds things back.)"""
-        self._acks[ev.replica_id] = ev.durable_event
-
-    def _ack_floor(self) -> int:
-        """Highest event that at least `ack_replicas` followers hold durably."""
-        k = self.cfg.ack_replicas
-        if k == 0:
-            return self.committed
-        acked = sorted(self._acks.values(), reverse=True)
-        return acked[k - 1] if len(acked) >= k else 0
+        self._gate.ack(ev.replica_id, ev.durable_event)
 
     def _release(self, now_s: float, ready: m.Ready) -> None:
-        if self.role != MASTER or not self._held:
+        if self.role != MASTER or not self._gate:
             return
-        limit = min(self.committed, self._ack_floor())
-        for eve in sorted(e for e in self._held if e <= limit):
-            effects = self._held.pop(eve)
+        for eve, effects in self._gate.releasable(self.committed):
             self.counters["effects_released"] += len(effects)
             ready.release.append((eve, effects))
 

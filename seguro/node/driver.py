@@ -18,7 +18,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from seguro.core import messages as m
 from seguro.core.clock import Clock
-from seguro.core.replication import MASTER, Config, Replica
+from seguro.core.config import Config
+from seguro.core.replication import MASTER, Replica
 from seguro.invariant import InvariantViolation
 from seguro.node.clock import SystemClock
 from seguro.node.config import NodeConfig

@@ -25,7 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from seguro.core import messages as m
-from seguro.core.replication import MASTER, Config, Replica
+from seguro.core.config import Config
+from seguro.core.replication import MASTER, Replica
 from tests.sim.model import MemEtcd, Trimmed
 
 TICK_S = 0.05
