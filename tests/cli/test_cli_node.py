@@ -23,7 +23,7 @@ from seguro.proto.seguro.v1 import replication_pb2 as pb
 from seguro.proto.seguro.v1 import replication_pb2_grpc as rpc
 from seguro.urbit.noun import cord, jam
 from seguro.urbit.record import da_from_unix
-from tests.test_runtime import make_log
+from tests.node.test_runtime import make_log
 
 
 def run_node(tmp_path: Path, *extra: str) -> tuple[int, str]:

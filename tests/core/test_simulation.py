@@ -12,7 +12,7 @@ import os
 import pytest
 
 from seguro.core.replication import MASTER
-from tests.sim.world import World
+from tests.core.sim.world import World
 
 SEEDS = [int(os.environ["SEGURO_SIM_SEED"])] if "SEGURO_SIM_SEED" in os.environ else list(range(100))
 

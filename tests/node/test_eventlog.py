@@ -111,7 +111,7 @@ _WRITER = """
 import sys
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from tests.test_eventlog import records
+from tests.node.test_eventlog import records
 from seguro.node.eventlog import EventLog
 log = EventLog(Path({data!r}))
 print("ready", flush=True)
@@ -128,7 +128,7 @@ def _spawn(code: str) -> subprocess.Popen[str]:
 
 
 def test_sigkill_mid_write_loses_nothing_acknowledged(tmp_path: Path) -> None:
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])
     writer = _spawn(_WRITER.format(root=root, data=str(tmp_path)))
     acked = 0
     deadline = time.monotonic() + SUBPROCESS_TIMEOUT_S
@@ -162,7 +162,7 @@ time.sleep({hold_s})
 
 
 def test_db_open_elsewhere_fails_clearly_but_reads_work(tmp_path: Path) -> None:
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])
     holder = _spawn(_HOLDER.format(root=root, data=str(tmp_path), hold_s=SUBPROCESS_TIMEOUT_S))
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"

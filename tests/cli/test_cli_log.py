@@ -14,7 +14,7 @@ from seguro.cli.log import describe, lane_text, noun_text
 from seguro.node.eventlog import EventLog, event_key
 from seguro.urbit.noun import Noun, cord, from_list, jam
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DA_UNIX_EPOCH_S = 0x8000000CCE9E0D80
 T0_UNIX_S = 1_700_000_000  # 2023-11-14T22:13:20Z
 

@@ -16,7 +16,6 @@ replicas' logs (etcd must never be an event's only copy besides the master's dis
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import itertools
 import random
@@ -27,27 +26,10 @@ from dataclasses import dataclass, field
 from seguro.core import messages as m
 from seguro.core.config import Config
 from seguro.core.replication import MASTER, Replica
-from tests.sim.model import MemEtcd, Trimmed
+from tests.core.sim.model import MemEtcd, Trimmed
+from tests.core.sim.oracle import Oracle, chain_mug, decode, encode
 
 TICK_S = 0.05
-
-
-class Violation(AssertionError):
-    """A safety property failed in the simulation."""
-
-
-def chain_mug(mug: int, job: str) -> int:
-    digest = hashlib.blake2b(f"{mug}:{job}".encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "little")
-
-
-def encode(mug: int, job: str) -> bytes:
-    return f"{mug}:{job}".encode()
-
-
-def decode(record: bytes) -> tuple[int, str]:
-    mug, job = record.decode().split(":", 1)
-    return int(mug), job
 
 
 @dataclass
@@ -78,7 +60,7 @@ class World:
         self.queue: list[tuple[float, int, Callable[[], None]]] = []
         self.counter = itertools.count()
         self.nodes = {f"n{i}": self._fresh(f"n{i}", []) for i in range(nodes)}
-        self.released: dict[int, str] = {}
+        self.oracle = Oracle(self)
         self.faults = True
         self.watch_drop_p, self.commit_reply_loss_p = 0.2, 0.05
         self.packets = 0
@@ -146,7 +128,14 @@ class World:
         return self.now_s < node.cut_until_s
 
     def violation(self, message: str) -> None:
-        raise Violation(f"seed={self.seed} t={self.now_s:.3f}: {message}")
+        self.oracle.violation(message)
+
+    @property
+    def released(self) -> dict[int, str]:
+        return self.oracle.released
+
+    def check_converged(self) -> None:
+        self.oracle.check_converged()
 
     # ---- the driver's part --------------------------------------------------------------------
 
@@ -161,7 +150,7 @@ class World:
         if ready.commit is not None:
             self._commit(node, ready.commit)
         for eve, effects in ready.release:
-            self._check_release(node, eve, effects)
+            self.oracle.check_release(node, eve, effects)
         if ready.restart_runtime:
             self._boot_runtime(node)
         for job in ready.run:
@@ -181,58 +170,20 @@ class World:
             self.violation(f"{node.node_id} stopped: {ready.stop}")
 
     def _persist(self, node: SimNode, batch: m.Batch) -> None:
-        if batch.first_event != len(node.log) + 1:
-            self.violation(f"{node.node_id} persists {batch.first_event} onto a log of {len(node.log)}")
-        for offset, record in enumerate(batch.records):
-            event = batch.first_event + offset
-            if event > self.etcd.head or self.etcd.log[event - 1][1] != record:
-                self.violation(f"{node.node_id} persists event {event} that etcd did not commit")
+        self.oracle.check_persist(node, batch)
         node.log.extend(batch.records)
 
-    def _check_release(self, node: SimNode, eve: int, effects: tuple[object, ...]) -> None:
-        key = self.etcd.master
-        if key is None or key.holder != node.node_id or key.create_revision != node.core.epoch:
-            self.violation(f"double boot: {node.node_id} emits while the master key is {key}")
-        if not self.etcd.lease_alive(key.lease_id, self.now_s):
-            self.violation(f"double boot: {node.node_id} emits after its lease expired")
-        if eve > self.etcd.head:
-            self.violation(f"{node.node_id} emits effects of uncommitted event {eve}")
-        if self.etcd.log[eve - 1][0] != node.core.epoch:
-            self.violation(f"{node.node_id} emits event {eve} committed at epoch {self.etcd.log[eve - 1][0]}")
-        if effects != (f"fx:{decode(self.etcd.log[eve - 1][1])[1]}",):
-            self.violation(f"{node.node_id} emits {effects} as event {eve}, which etcd holds as another job")
-        holders = sum(1 for n in self.nodes.values() if n is not node and len(n.log) >= eve)
-        if holders < self.ack_replicas:
-            self.violation(
-                f"{node.node_id} emits event {eve} held by {holders} < {self.ack_replicas} followers"
-            )
-        if eve in self.released:
-            self.violation(f"effects of event {eve} emitted twice ({self.released[eve]}, {node.node_id})")
-        self.released[eve] = node.node_id
-
     def _trim(self, node: SimNode, below: int) -> None:
-        """etcd must never be the only copy of an event besides the master's own disk."""
-        if not any(len(n.log) >= below - 1 for n in self.nodes.values() if n is not node):
-            self.violation(f"{node.node_id} trims etcd below {below}, which no other replica holds")
+        self.oracle.check_trim(node, below)
         epoch = node.core.epoch
         self.at(self.lat(), lambda: self.etcd.trim(epoch, below, self.now_s))
-
-    def _check_chain(self, first_event: int) -> None:
-        """Each committed record's mug is what a replay of the log before it gives: a runtime that kept
-        an uncommitted event would commit records whose mugs no replay reproduces (a forked ship)."""
-        mug = decode(self.etcd.log[first_event - 2][1])[0] if first_event > 1 else 0
-        for event in range(first_event, self.etcd.head + 1):
-            logged_mug, job = decode(self.etcd.log[event - 1][1])
-            mug = chain_mug(mug, job)
-            if logged_mug != mug:
-                self.violation(f"event {event} was committed with a mug no replay of the log gives")
 
     def _commit(self, node: SimNode, commit: m.Commit) -> None:
         def land() -> None:
             head_before = self.etcd.head
             result = self.etcd.append(commit, self.now_s)
             if result.ok:
-                self._check_chain(head_before + 1)
+                self.oracle.check_chain(head_before + 1)
             if self.faults and self.rng.random() < self.commit_reply_loss_p:
                 if self.rng.random() < 0.5:  # the outcome is unknown to the master
                     result = m.CommitDone(commit.seq, ok=False, error="etcd request timed out")
@@ -442,16 +393,3 @@ class World:
             if self.faults and self.now_s >= fault_s:
                 self.faults = False
             fn()
-
-    def check_converged(self) -> None:
-        committed = [record for _, record in self.etcd.log]
-        masters = [n.node_id for n in self.nodes.values() if n.core.role == MASTER]
-        if len(masters) != 1:
-            self.violation(f"after the quiet period expected one master, got {masters}")
-        if len(committed) < 10:
-            self.violation(f"little progress: {len(committed)} events committed")
-        for node in self.nodes.values():
-            if node.log != committed[: len(node.log)]:
-                self.violation(f"{node.node_id}'s log is not a prefix of etcd's")
-            if len(committed) - len(node.log) > 200:
-                self.violation(f"{node.node_id} lags {len(committed) - len(node.log)} events after quiet")

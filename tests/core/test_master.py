@@ -1,0 +1,171 @@
+"""Scripted scenarios for the master: run-ahead, group commit, effect release behind commits and acks, trims.
+
+No sockets, no threads, a hand-moved clock (tests.core.script)."""
+
+from __future__ import annotations
+
+import pytest
+
+from seguro.core import messages as m
+from seguro.core.replication import MASTER
+from seguro.invariant import InvariantViolation
+from tests.core.script import Script
+
+
+def test_effects_wait_for_the_commit_then_leave() -> None:
+    s = Script()
+    s.become_master()
+    ready = s.run_event()
+    assert (
+        ready.commit is not None and ready.commit.batch.first_event == 1 and ready.commit.expected_head == 0
+    )
+    assert ready.release == []
+    ready = s.step(m.CommitDone(seq=ready.commit.seq, ok=True))
+    assert ready.release == [(1, ("fx",))]
+    assert [b.first_event for b in ready.persist] == [1] and s.r.durable == 1
+
+
+def test_group_commit_one_batch_in_flight_and_the_rest_queue() -> None:
+    s = Script()
+    s.become_master()
+    first = s.run_event().commit
+    assert first is not None
+    for _ in range(3):
+        assert s.run_event().commit is None  # one transaction in flight
+    second = s.step(m.CommitDone(seq=first.seq, ok=True)).commit
+    assert second is not None and second.batch.first_event == 2 and len(second.batch.records) == 3
+    assert second.batch.epoch == 10 and second.expected_head == 1
+
+
+def test_batches_respect_the_size_limit_and_a_huge_record_goes_alone() -> None:
+    s = Script(max_batch_bytes=100)
+    s.become_master()
+    ready = s.step(m.IncomingEvent(job="x", size_bytes=10))
+    first = s.step(m.WorkDone(eve=1, record=b"x" * 60, effects=())).commit
+    assert first is not None
+    for eve, size in [(2, 60), (3, 500), (4, 10)]:
+        s.step(m.IncomingEvent(job="x", size_bytes=size))
+        s.step(m.WorkDone(eve=eve, record=b"x" * size, effects=()))
+    sizes = []
+    commit = first
+    for _ in range(4):
+        sizes.append([len(r) for r in commit.batch.records])
+        ready = s.step(m.CommitDone(seq=commit.seq, ok=True))
+        if ready.commit is None:
+            break
+        commit = ready.commit
+    assert sizes == [[60], [60], [500], [10]]
+
+
+def test_k_follower_acks_gate_effects() -> None:
+    s = Script(ack_replicas=2)
+    s.become_master()
+    commit = s.run_event().commit
+    assert commit is not None
+    assert s.step(m.CommitDone(seq=commit.seq, ok=True)).release == []
+    assert s.step(m.FollowerAck("b", 1)).release == []
+    assert s.step(m.FollowerAck("c", 1)).release == [(1, ("fx",))]
+
+
+def test_a_follower_that_lost_its_disk_no_longer_counts_for_acks_or_trimming() -> None:
+    s = Script(ack_replicas=1, etcd_retain_events=2)
+    s.become_master()
+    trims = []
+    for eve in range(1, 5):
+        commit = s.run_event().commit
+        assert commit is not None
+        trims.append(s.step(m.CommitDone(seq=commit.seq, ok=True)).trim_below)
+        assert s.step(m.FollowerAck("b", eve)).release == [(eve, ("fx",))]
+    s.step(m.FollowerAck("b", 0))  # b's disk was replaced: it starts again from nothing
+    commit = s.run_event().commit
+    assert commit is not None
+    ready = s.step(m.CommitDone(seq=commit.seq, ok=True))
+    assert ready.release == [] and ready.trim_below is None  # event 5 is on this disk and in etcd only
+    assert s.step(m.FollowerAck("b", 5)).release == [(5, ("fx",))]
+    assert [t for t in trims if t] == [1, 2, 3]  # each behind what b then held
+
+
+def test_a_follower_back_on_an_empty_disk_no_longer_vouches_for_held_effects() -> None:
+    s = Script(ack_replicas=2, durable=3)
+    s.become_master()
+    commit = s.run_event().commit
+    assert commit is not None
+    s.step(m.CommitDone(seq=commit.seq, ok=True))  # event 4 is committed, held for two acks
+    s.step(m.FollowerAck("b", 4))
+    s.step(m.FollowerAck("b", 0))  # b's disk was replaced before c acked
+    assert s.step(m.FollowerAck("c", 4)).release == []  # only c holds event 4 now
+    assert s.step(m.FollowerAck("b", 4)).release == [(4, ("fx",))]
+
+
+def test_a_retried_append_that_had_landed_counts_as_committed() -> None:
+    s = Script()
+    s.become_master()
+    commit = s.run_event().commit
+    assert commit is not None
+    ready = s.step(m.CommitDone(seq=commit.seq, ok=False, actual_head=1))
+    assert s.r.role == MASTER and ready.release == [(1, ("fx",))]
+
+
+def test_oversized_events_are_refused_with_a_reason() -> None:
+    s = Script(max_event_bytes=1000)
+    s.become_master()
+    ready = s.step(m.IncomingEvent(job="big", size_bytes=1001, source="admin"))
+    assert ready.run == [] and ready.refused and "exceeds the limit of 1000 bytes" in ready.refused[0][1]
+
+
+def test_runtime_event_numbers_must_be_contiguous() -> None:
+    s = Script()
+    s.become_master()
+    s.step(m.IncomingEvent(job="x", size_bytes=1))
+    with pytest.raises(InvariantViolation):
+        s.step(m.WorkDone(eve=2, record=b"r", effects=()))
+
+
+def test_a_refused_job_takes_no_event_number() -> None:
+    s = Script()
+    s.become_master()
+    s.step(m.IncomingEvent(job="bad", size_bytes=1))
+    s.step(m.WorkRefused("bail: bad"))
+    commit = s.run_event().commit
+    assert commit is not None and commit.batch.first_event == 1 and s.r.counters["refused"] == 1
+
+
+def test_the_master_trims_etcd_behind_the_retained_window_but_not_past_its_followers() -> None:
+    s = Script(etcd_retain_events=4)
+    s.become_master()
+    trims = []
+    for eve in range(1, 21):
+        commit = s.run_event().commit
+        assert commit is not None
+        if eve <= 8:
+            s.step(m.FollowerAck("b", eve))  # the follower stops acknowledging after event 8
+        trims.append(s.step(m.CommitDone(seq=commit.seq, ok=True)).trim_below)
+    # Every retain/2 events, keeping the last 4 — and never an event only this node holds.
+    assert [t for t in trims if t] == [2, 4, 6, 8]
+    assert max(t for t in trims if t) <= 8 + 1
+
+
+def test_effects_waiting_for_acks_are_bounded() -> None:
+    s = Script(ack_replicas=1, max_run_ahead_events=3)
+    s.become_master()
+    for _ in range(3):
+        commit = s.run_event().commit
+        if commit is not None:
+            s.step(m.CommitDone(seq=commit.seq, ok=True))
+    assert s.step(m.IncomingEvent(job="x", size_bytes=1)).run == []  # no follower acks: shed load
+
+
+def test_more_runtime_answers_than_jobs_stop_the_replica_loudly() -> None:
+    s = Script(durable=3)  # no boot to run
+    s.become_master()
+    s.run_event()
+    with pytest.raises(InvariantViolation, match="more runtime answers than jobs"):
+        s.step(m.WorkRefused("bailed"))
+
+
+def test_a_late_catch_up_read_never_releases_a_masters_held_effects() -> None:
+    s = Script(durable=3)
+    s.become_master()
+    s.run_event()  # event 4 is held until our commit of it lands
+    ready = s.step(m.CatchUpFetched(m.Batch(9, 4, (b"someone else's 4",))))
+    assert ready.release == [] and ready.persist == [] and s.r.committed == 3
