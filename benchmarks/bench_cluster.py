@@ -1,7 +1,7 @@
 """Seguro against raw etcd and raw RocksDB, side by side in one run: the same as `seguro bench`.
 
 Run: .venv/bin/python benchmarks/bench_cluster.py [--quick] [--json] [--workdir DIR]
-The measuring lives in seguro/bench.py so that the installed `seguro` command can run it too.
+The measuring lives in seguro/ops/bench.py so that the installed `seguro` command can run it too.
 """
 
 from __future__ import annotations

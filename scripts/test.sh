@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite: install (idempotent), lint, check generated stubs, run pytest.
+# The whole test suite: install (idempotent), lint, check the layering contracts, run pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check seguro tests benchmarks
+.venv/bin/lint-imports --no-logo --no-cache   # pyproject.toml [tool.importlinter]: layers, a pure core, no cycles
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -65,7 +65,7 @@ class Plan:
     latency_s: float
     latency_rate_per_s: float
     throughput_s: float
-    window: int  # datagrams in flight during the throughput run, as tests/test_e2e.py keeps
+    window: int  # datagrams in flight during the throughput run, as tests/e2e/test_e2e.py keeps
 
 
 FULL = Plan(rounds=5, etcd_puts=400, etcd_batches=50, etcd_round_s=3.0, rocks_batches=100, rocks_round_s=2.0,
