@@ -7,7 +7,19 @@ from pathlib import Path
 
 import pytest
 
+from seguro.node.etcd.coordinator import Coordinator, Genesis
 from seguro.ops.etcd_server import EtcdCluster
+
+# A ship's genesis for adapter tests that campaign on an empty log (`seguro ship create` would also write
+# the ship's first batch): campaigns compare the genesis inside their Txn.
+BARE_GENESIS = Genesis("0" * 32, "~zod", "tests", "2026-12-01T00:00:00+00:00")
+
+
+def put_bare_genesis(endpoints: str | list[str], ship: str) -> Genesis:
+    """Write only the genesis key of `ship`, leaving its log empty."""
+    with Coordinator(endpoints, ship) as coord:
+        coord._client.put(coord.keys.genesis, BARE_GENESIS.encode())
+    return BARE_GENESIS
 
 
 def _cluster(workdir: Path, members: int) -> Iterator[EtcdCluster]:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from seguro.cli import log, node, ops
-from seguro.urbit.ship.command import command as ship_command
+from seguro.cli import log, node, ops, ship
 
 
 @click.group()
@@ -16,6 +15,6 @@ def main() -> None:
 
 main.add_command(log.group)
 main.add_command(node.group)
-main.add_command(ship_command)
+main.add_command(ship.group)
 for _command in ops.commands:
     main.add_command(_command)

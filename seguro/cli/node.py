@@ -14,6 +14,8 @@ from seguro.node.config import ConfigError, NodeConfig
 from seguro.node.eventlog import EventLogError
 from seguro.node.logs import setup_logging
 
+EXIT_HALTED = 3  # the node refused to run (its data belongs to another genesis): restarting will not help
+
 
 @click.group("node")
 def group() -> None:
@@ -26,12 +28,15 @@ def group() -> None:
 )
 @click.option("--id", "node_id", help="This replica's id (unique per ship).")
 @click.option("--ship", help="The ship's name in etcd (a-z 0-9 . _ -).")
-@click.option("--who", help="The ship's @p, for booting a fresh ship (default ~zod).")
 @click.option(
     "--data", "data_dir", type=click.Path(path_type=Path), help="Data directory (DIR/log is the log)."
 )
 @click.option("--etcd", help="Comma-separated etcd client URLs.")
 @click.option("--grpc", help="HOST:PORT for the replication/admin gRPC server.")
+@click.option(
+    "--advertise-grpc",
+    help="HOST:PORT other replicas dial; needed when --grpc binds 0.0.0.0 (port 0: the bound port).",
+)
 @click.option("--udp", help="HOST:PORT of the ship's Ames UDP socket.")
 @click.option("--ttl", "lease_ttl_s", type=int, help="Lease TTL in seconds (>= 2, default 3).")
 @click.option("--ack-replicas", type=int, help="Followers that must hold an event before its effects leave.")
@@ -58,7 +63,7 @@ def run(
         cfg = NodeConfig.load(config_path, flags)
     except ConfigError as e:
         raise click.UsageError(str(e)) from None
-    from seguro.node.driver import Node
+    from seguro.node.driver import Node, NodeHalted
 
     try:
         node = Node(cfg)
@@ -76,6 +81,11 @@ def run(
         tmp = ready_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(info))
         tmp.rename(ready_file)
-    node.run()
+    try:
+        node.run()
+    except NodeHalted as e:
+        logging.getLogger("seguro").critical("refusing to run", extra={"reason": str(e)})
+        click.echo(f"seguro: {e}", err=True)
+        sys.exit(EXIT_HALTED)
     logging.getLogger("seguro").info("exit")
     sys.exit(0)

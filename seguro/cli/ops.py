@@ -89,7 +89,13 @@ def status(etcd: str, ship: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report))
         return
-    click.echo(f"ship {ship}: head {report['head']}, master {report['master'] or '(none)'}")
+    genesis = report["genesis"]
+    if genesis is None:
+        click.echo(f"ship {ship}: not created in this etcd (no genesis record): nodes wait; "
+                   "create it with `seguro ship create`")  # fmt: skip
+    else:
+        click.echo(f"ship {ship} ({genesis['who']}), genesis {genesis['id']}: head {report['head']}, "
+                   f"master {report['master'] or '(none)'}")  # fmt: skip
     click.echo(f"{'id':<10} {'role':<12} {'durable':>9} {'applied':>9} {'lag':>6}  error")
     for r in report["replicas"]:  # type: ignore[attr-defined]
         click.echo(
@@ -126,7 +132,8 @@ def cluster_up(workdir: Path, replicas: int, ttl: int, ship: str, ack_replicas: 
     nodes = [{k: n[k] for k in ("id", "pid", "grpc", "udp", "data")} for n in state["nodes"]]
     if not as_json:
         click.echo(f"etcd {state['etcd']}; ship {ship}; {len(nodes)} nodes; logs in {workdir}")
-    click.echo(json.dumps({"etcd": state["etcd"], "ship": ship, "nodes": nodes}))
+    summary = {"etcd": state["etcd"], "ship": ship, "genesis": state.get("genesis"), "nodes": nodes}
+    click.echo(json.dumps(summary))
 
 
 @cluster.command("down")

@@ -61,6 +61,14 @@ class LeaseRequestFailed:
 
 
 @dataclass(frozen=True)
+class GenesisObserved:
+    """The ship's genesis id as etcd held it at `revision`; None when the ship does not exist there."""
+
+    genesis_id: str | None
+    revision: int
+
+
+@dataclass(frozen=True)
 class MasterObserved:
     """The master key as seen at etcd revision `revision`; holder None = no master."""
 
@@ -109,18 +117,13 @@ class IncomingEvent:
 
 @dataclass(frozen=True)
 class WorkDone:
-    """The runtime ran event `eve` (run-ahead on the master). `record` is what gets logged."""
+    """The runtime ran event `eve` (run-ahead on the master). `record` is what gets logged. `job` is set
+    when somebody waits to hear whether the event commits (an admin poke), None for datagrams."""
 
     eve: int
     record: bytes
     effects: tuple[object, ...]
-
-
-@dataclass(frozen=True)
-class Booted:
-    """The runtime ran a fresh ship's boot sequence: `records` are events 1.. (stored with mug 0)."""
-
-    records: tuple[bytes, ...]
+    job: object = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,7 @@ class WorkRefused:
     """The runtime rejected a job without consuming an event number (vere's %work %bail)."""
 
     reason: str
+    job: object = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +182,7 @@ class BatchReceived:
     stream_id: int
     batch: Batch
     sender_epoch: int
+    sender_genesis: str = ""
 
 
 @dataclass(frozen=True)
@@ -196,13 +201,13 @@ Event = (
     | KeepaliveAcked
     | LeaseLost
     | LeaseRequestFailed
+    | GenesisObserved
     | MasterObserved
     | CampaignResult
     | CatchUpFetched
     | CatchUpDone
     | IncomingEvent
     | WorkDone
-    | Booted
     | WorkRefused
     | RuntimeFailed
     | RuntimeReady
@@ -243,7 +248,7 @@ class Ready:
     release: list[tuple[int, tuple[object, ...]]] = field(default_factory=list)
     run: list[object] = field(default_factory=list)
     apply_to: int | None = None
-    boot: bool = False
+    record_genesis: str | None = None  # adopt the ship's genesis: write it to the local log's metadata
     restart_runtime: bool = False
     grant_lease: bool = False
     revoke_lease: int | None = None
@@ -254,4 +259,6 @@ class Ready:
     trim_below: int | None = None
     record_epoch: tuple[int, int] | None = None
     refused: list[tuple[IncomingEvent, str]] = field(default_factory=list)  # events not run, and why
-    stop: str | None = None
+    answers: list[tuple[object, int, str]] = field(default_factory=list)  # (job, committed event, why not)
+    stop: str | None = None  # this replica stopped applying (a divergence): status shows why
+    halt: str | None = None  # this node must not run at all (its data belongs to another genesis)

@@ -4,6 +4,8 @@ A plain state machine. `step(event, now_s)` and `tick(now_s)` return a `Ready` (
 driver performs; results come back as events. No sockets, no threads, no clocks: time is passed in.
 
 Roles:
+  WAITING    has not yet seen the ship's genesis in etcd: stores nothing, never campaigns. A ship comes
+             into being only by `seguro ship create` (or a pier import); a node never boots one itself.
   FOLLOWER   holds a lease, stores and applies committed batches pushed to it, campaigns when no master.
   PROMOTING  won the master key; catches its log up to etcd's head and its runtime up to its log.
   MASTER     runs events ahead, commits them in fenced batches, releases effects of committed events
@@ -29,15 +31,19 @@ from seguro.invariant import require
 
 log = logging.getLogger(__name__)
 
-FOLLOWER, PROMOTING, MASTER, STOPPED = "follower", "promoting", "master", "stopped"
+WAITING_REASON = "waiting for the ship's genesis record in etcd (create it: seguro ship create)"
+
+WAITING, FOLLOWER, PROMOTING, MASTER, STOPPED = "waiting", "follower", "promoting", "master", "stopped"
 
 
 class Replica:
     """One replica's decisions. See the module docstring for the roles."""
 
-    def __init__(self, config: Config, durable_event: int) -> None:
+    def __init__(self, config: Config, durable_event: int, genesis: str | None = None) -> None:
         self.cfg = config
-        self.role = FOLLOWER
+        self.role = WAITING
+        self.genesis = genesis  # the genesis the local log belongs to; None while it holds nothing
+        self._genesis_revision = 0  # etcd revision of the newest genesis read acted on
         self.epoch = 0  # our fencing token while PROMOTING/MASTER
         self.highest_epoch = 0
         self.durable = durable_event  # last event in the local log (only committed events go there)
@@ -60,7 +66,9 @@ class Replica:
         self._inflight: m.Commit | None = None
         self._seq = 0
         self._gate = EffectGate(config.ack_replicas)
-        self.counters = {"dropped": 0, "refused": 0, "effects_released": 0, "effects_discarded": 0}
+        self._awaiting: dict[int, object] = {}  # event -> job whose sender waits for its commit
+        self.counters = {"dropped": 0, "refused": 0, "effects_released": 0, "effects_discarded": 0,
+                         "pushes_refused": 0}  # fmt: skip
 
     # ---- public -------------------------------------------------------------------------------
 
@@ -96,7 +104,8 @@ class Replica:
             "applied_event": self.applied,
             "committed_event": self.committed,
             "lease_remaining_s": round(self._keeper.remaining_s(now_s), 3),
-            "error": self.stop_reason,
+            "error": self.stop_reason or (WAITING_REASON if self.role == WAITING else ""),
+            "genesis": self.genesis or "",
             **self.counters,
         }
 
@@ -117,6 +126,34 @@ class Replica:
 
     def _on_LeaseRequestFailed(self, ev: m.LeaseRequestFailed, now_s: float, ready: m.Ready) -> None:
         self._keeper.failed(now_s)
+
+    # ---- genesis ------------------------------------------------------------------------------
+
+    def _on_GenesisObserved(self, ev: m.GenesisObserved, now_s: float, ready: m.Ready) -> None:
+        """Join the ship etcd holds, or refuse to run if the local log belongs to another: never write over
+        either side. A log with events but no genesis id cannot prove whose it is, so it refuses too."""
+        if ev.revision < self._genesis_revision:
+            return  # an older read than one we already acted on
+        self._genesis_revision = ev.revision
+        seen, mine = ev.genesis_id, self.genesis
+        if mine is None and self.durable > 0:
+            self._halt(f"the local log holds events 1..{self.durable} but no genesis id", ready)
+        elif seen is None and mine is not None:
+            self._halt(f"etcd holds no genesis for this ship, but the local log belongs to genesis {mine} "
+                       "(etcd wiped or restored, or the wrong etcd cluster)", ready)  # fmt: skip
+        elif seen is not None and mine is not None and seen != mine:
+            self._halt(f"the local log belongs to genesis {mine}, etcd holds genesis {seen}", ready)
+        elif seen is not None:
+            if mine is None:
+                self.genesis = ready.record_genesis = seen
+                log.info("joined the ship", extra={"genesis": seen})
+            if self.role == WAITING:
+                self.role = FOLLOWER
+
+    def _halt(self, reason: str, ready: m.Ready) -> None:
+        self._fence("genesis mismatch", ready)
+        self.role, self.stop_reason = STOPPED, f"refusing to run: {reason}"
+        ready.halt = self.stop_reason
 
     # ---- election -----------------------------------------------------------------------------
 
@@ -220,8 +257,7 @@ class Replica:
         self._last_worked = self.durable
         self.committed = self.durable
         ready.record_epoch = (self.epoch, self.durable + 1)
-        ready.boot = self.durable == 0
-        self._running = 1 if ready.boot else 0  # the boot runs ahead like any event until it commits
+        self._running = 0
         log.info("master", extra={"epoch": self.epoch, "next_event": self.durable + 1})
 
     def _fence(self, reason: str, ready: m.Ready) -> None:
@@ -232,6 +268,9 @@ class Replica:
         self.counters["effects_discarded"] += self._gate.discard()
         self._batcher.clear()
         self._inflight = None
+        lost = f"lost to a fence before it was committed ({reason})"
+        ready.answers += [(job, 0, lost) for job in [*ready.run, *self._awaiting.values()]]
+        self._awaiting.clear()
         ready.run.clear()  # jobs decided earlier in this same step are run-ahead too
         ready.commit = None
         ready.release.clear()
@@ -270,8 +309,10 @@ class Replica:
         return ""
 
     def _on_WorkDone(self, ev: m.WorkDone, now_s: float, ready: m.Ready) -> None:
-        if self.role != MASTER or not self.runtime_ready:
-            return  # stale run-ahead from before a fence; the runtime is being restarted
+        if self.role != MASTER or not self.runtime_ready:  # stale run-ahead from before a fence
+            if ev.job is not None:
+                ready.answers.append((ev.job, 0, "lost to a fence before it was committed"))
+            return
         require(
             ev.eve == self._last_worked + 1,
             "runtime event numbers must be contiguous",
@@ -282,14 +323,8 @@ class Replica:
         self._job_answered()
         self._batcher.add([(ev.eve, ev.record)])
         self._gate.hold(ev.eve, ev.effects)
-
-    def _on_Booted(self, ev: m.Booted, now_s: float, ready: m.Ready) -> None:
-        if self.role != MASTER or not self.runtime_ready:
-            return
-        require(self._last_worked == 0 and self.durable == 0, "boot events go first", durable=self.durable)
-        self._batcher.add(enumerate(ev.records, start=1))
-        self._last_worked = self.applied = len(ev.records)
-        self._job_answered()  # the boot; datagrams taken while it ran are still running (found in review)
+        if ev.job is not None:
+            self._awaiting[ev.eve] = ev.job
 
     def _job_answered(self) -> None:
         """One job handed to the runtime came back. The count decides whether a fence must restart the
@@ -299,6 +334,8 @@ class Replica:
 
     def _on_WorkRefused(self, ev: m.WorkRefused, now_s: float, ready: m.Ready) -> None:
         """The runtime rejected a job (vere's %work %bail): it takes no event number and is not logged."""
+        if ev.job is not None:
+            ready.answers.append((ev.job, 0, f"the runtime refused the event: {ev.reason}"))
         if self.role == MASTER and self.runtime_ready:
             self._job_answered()
             self.counters["refused"] += 1
@@ -338,6 +375,8 @@ class Replica:
             return
         self._inflight = None
         self.committed = inflight.batch.last_event
+        for eve in [e for e in self._awaiting if e <= self.committed]:
+            ready.answers.append((self._awaiting.pop(eve), eve, ""))
         self._store_committed(inflight.batch, ready)
         self._maybe_trim(ready)
 
@@ -368,24 +407,38 @@ class Replica:
     # ---- follower: store and apply ------------------------------------------------------------
 
     def _on_BatchReceived(self, ev: m.BatchReceived, now_s: float, ready: m.Ready) -> None:
-        sender = ev.sender_epoch
-        error = ""
-        if self.role == STOPPED:
-            error = f"replica stopped: {self.stop_reason}"
-        elif sender < self.highest_epoch:
-            error = f"stale epoch {sender} < {self.highest_epoch}"
-        elif self.role in (MASTER, PROMOTING):
-            if sender <= self.epoch:
-                error = f"this node is master at epoch {self.epoch}"
-            else:
-                self._fence(f"pushed to by a master of newer epoch {sender}", ready)
-        if not error:
-            self.highest_epoch = max(self.highest_epoch, sender)
+        """Store a pushed batch only from the master etcd shows, of our genesis, contiguous with the log.
+        Anything else is refused with an error ack and changes nothing: an absurd epoch from a hostile
+        peer must not raise `highest_epoch` (which would refuse the real master's pushes for good)."""
+        error = self._why_refuse_push(ev)
+        if error:
+            self.counters["pushes_refused"] += 1
+        else:
+            self.highest_epoch = max(self.highest_epoch, ev.sender_epoch)
             self._store_committed(ev.batch, ready)
         ready.acks.append(m.AckOut(ev.stream_id, self.durable, self.highest_epoch, error))
 
+    def _why_refuse_push(self, ev: m.BatchReceived) -> str:
+        sender, shown = ev.sender_epoch, self._master.epoch if self._master is not None else 0
+        if self.role == STOPPED:
+            return f"replica stopped: {self.stop_reason}"
+        if self.role == WAITING:
+            return "replica has not seen the ship's genesis in etcd yet"
+        if ev.sender_genesis != self.genesis:
+            return f"push for genesis {ev.sender_genesis or '(none)'}, this replica's is {self.genesis}"
+        if sender < self.highest_epoch:
+            return f"stale epoch {sender} < {self.highest_epoch}"
+        if sender != shown:
+            return f"epoch {sender} is not the master's epoch etcd shows this replica ({shown or 'none'})"
+        if self.role in (MASTER, PROMOTING):
+            return f"this node is master at epoch {self.epoch}"
+        if ev.batch.first_event > self.durable + 1:
+            return f"gap: the batch starts at event {ev.batch.first_event}, the log ends at {self.durable}"
+        return ""
+
     def _store_committed(self, batch: m.Batch, ready: m.Ready) -> None:
-        """Persist the part of a committed batch that extends the local log; gaps are left to the sender."""
+        """Persist the part of a committed batch that extends the local log (a catch-up read may overlap it;
+        a gap stores nothing)."""
         if batch.first_event > self.durable + 1 or batch.last_event <= self.durable:
             return
         skip = self.durable + 1 - batch.first_event

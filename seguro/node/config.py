@@ -13,6 +13,7 @@ from seguro.node.etcd.coordinator import parse_endpoints
 
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]", "*")
 
 
 class ConfigError(ValueError):
@@ -34,7 +35,7 @@ class NodeConfig:
     etcd: tuple[str, ...]
     grpc: str = "127.0.0.1:0"
     udp: str = "127.0.0.1:0"
-    who: str = "~zod"
+    advertise_grpc: str = ""  # what other replicas dial; required when grpc binds every interface
     lease_ttl_s: int = 3
     lease_margin_s: float = 0.75
     ack_replicas: int = 0
@@ -54,8 +55,17 @@ class NodeConfig:
             parse_endpoints(list(self.etcd))
         except ValueError as e:
             raise ConfigError(f"etcd endpoints: {e}") from None
-        parse_hostport("grpc", self.grpc)
+        host, _ = parse_hostport("grpc", self.grpc)
         parse_hostport("udp", self.udp)
+        if self.advertise_grpc:
+            advertised, _ = parse_hostport("advertise_grpc", self.advertise_grpc)
+            if advertised in WILDCARD_HOSTS:
+                raise ConfigError(f"advertise_grpc must be an address replicas can dial, got {advertised}")
+        elif host in WILDCARD_HOSTS:
+            raise ConfigError(
+                f"grpc binds {self.grpc} (every interface), which other replicas cannot dial: set "
+                "advertise_grpc (--advertise-grpc HOST:PORT) to this node's address on the replicas' network"
+            )
         if self.lease_ttl_s < 2:
             raise ConfigError(f"lease_ttl_s must be >= 2 (etcd's minimum), got {self.lease_ttl_s}")
         if not 0 < self.lease_margin_s < self.lease_ttl_s / 2:
@@ -76,6 +86,12 @@ class NodeConfig:
     @property
     def udp_hostport(self) -> tuple[str, int]:
         return parse_hostport("udp", self.udp)
+
+    def advertised_grpc(self, bound_port: int) -> str:
+        """The address published for other replicas: advertise_grpc (its port 0 meaning the bound port),
+        else the bind address."""
+        host, port = parse_hostport("advertise_grpc", self.advertise_grpc or self.grpc)
+        return f"{host}:{port or bound_port}"
 
     @classmethod
     def load(cls, path: Path | None, overrides: dict[str, object]) -> NodeConfig:

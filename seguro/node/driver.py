@@ -31,6 +31,7 @@ from seguro.node.push import PushStream, PushStreams
 from seguro.node.runtime import Job, RuntimeWorker
 from seguro.node.services import serve
 from seguro.node.udp import Ingress
+from seguro.node.wire import Identity
 from seguro.urbit.noun import cue
 from seguro.urbit.record import split_event
 
@@ -39,6 +40,11 @@ log = logging.getLogger(__name__)
 TICK_S = 0.05
 MAX_QUEUED_DATAGRAMS = 10_000  # beyond this, datagrams are dropped at the door (Ames retransmits)
 STATUS_EVERY_S = 1.0
+
+
+class NodeHalted(RuntimeError):
+    """The node must not run at all: its data directory belongs to another genesis of the ship than etcd
+    holds (etcd wiped or restored, or the wrong cluster). Restarting does not help; an operator must."""
 
 
 class Node:
@@ -57,9 +63,10 @@ class Node:
             raise
 
     def _setup(self, cfg: NodeConfig) -> None:
-        self.core = Replica(self._core_config(), durable_event=self.eventlog.last_event())
+        durable, genesis = self.eventlog.last_event(), self.eventlog.meta().get("genesis")
+        self.core = Replica(self._core_config(), durable_event=durable, genesis=genesis)
         self._stop = threading.Event()
-        self._fatal: InvariantViolation | None = None
+        self._fatal: InvariantViolation | NodeHalted | None = None
         # What Status answers until the first status round: the gRPC server starts before the loop does.
         self._status: dict[str, object] = {**self.core.status(self.clock.now_s()), "effects_sent": 0}
         # Control events (etcd replies, runtime results) go before datagrams: a flood must never delay
@@ -88,21 +95,23 @@ class Node:
         )  # fmt: skip
         self.ingress = Ingress(cfg.udp_hostport, self.clock, self.post)
         self._server, grpc_port = serve(self, cfg.grpc, cfg.max_event_bytes)
-        self.grpc_address = f"{cfg.grpc_hostport[0]}:{grpc_port}"
+        self.grpc_address = cfg.advertised_grpc(grpc_port)
         self.udp_address = "{}:{}".format(*self.ingress.address)
         replicas = self.coord.replicas
         self.peers = PushStreams(self.node_id, replicas, self.serves_epoch, self._start_push)
-        peer_fetch = PeerFetcher(self.node_id, replicas, self.post, cfg.max_event_bytes)
+        peer_fetch = PeerFetcher(self.identity, replicas, self.post, cfg.max_event_bytes)
         addresses = {"grpc": self.grpc_address, "udp": self.udp_address}
         self.tasks = EtcdTasks(self.coord, self._lease_coord, self.clock, self.post, peer_fetch.fetch,
                                self.node_id, cfg.lease_ttl_s, addresses)  # fmt: skip
         self.effects_sent = 0
         self.effects_fenced = 0
+        self.peer_refusals = 0
+        self._registry: dict[str, dict] = {}
         self._watch = None
 
     def _start_push(self, follower_id: str, address: str, epoch: int) -> PushStream:
         return PushStream(
-            follower_id, address, self.eventlog, epoch, self.node_id, self.post, self.appended,
+            follower_id, address, self.eventlog, epoch, self.identity(), self.post, self.appended,
             self.cfg.max_event_bytes, self.die,
         )  # fmt: skip
 
@@ -171,6 +180,7 @@ class Node:
 
     def run(self) -> None:
         """Serve until stop(); the caller's thread becomes the driver thread."""
+        self._submit(self._background, self.tasks.observe_genesis)
         self.runtime.start()
         self._watch = self.coord.watch_master(self._on_master)
         log.info("node up", extra={"id": self.node_id, "grpc": self.grpc_address, "udp": self.udp_address})
@@ -206,6 +216,8 @@ class Node:
         self._stop.set()
 
     def _perform(self, ready: m.Ready) -> None:
+        if ready.record_genesis is not None:  # before anything of the ship reaches the log
+            self.eventlog.set_meta(genesis=ready.record_genesis)
         for batch in ready.persist:
             self.eventlog.append(batch.first_event, batch.records, epoch=batch.epoch or None)
             with self.appended:
@@ -228,18 +240,19 @@ class Node:
             self.runtime.run(job)  # type: ignore[arg-type]
         if ready.apply_to is not None:
             self.runtime.apply_to(ready.apply_to)
-        if ready.boot:
-            self.runtime.boot(self.cfg.who, self.clock.wall_s())
         if ready.record_epoch is not None:
             self.eventlog.record_epoch(*ready.record_epoch)
-        for job in ready.run:
-            job.answer("")  # type: ignore[attr-defined]
+        for job, event, reason in ready.answers:
+            job.answer(event, reason)  # type: ignore[attr-defined]
         for event, reason in ready.refused:
-            event.job.answer(reason)  # type: ignore[attr-defined]
+            event.job.answer(0, reason)  # type: ignore[attr-defined]
             if event.source != "udp":  # a follower drops every datagram: that is counted, not logged
                 log.warning("event refused", extra={"source": event.source, "reason": reason})
         if ready.stop:
             log.critical("replica stopped", extra={"reason": ready.stop})
+        if ready.halt and self._fatal is None:
+            self._fatal = NodeHalted(ready.halt)
+            self._stop.set()
         self._etcd_requests(ready)
 
     def _emit(self, datagrams: tuple[object, ...]) -> None:
@@ -299,7 +312,8 @@ class Node:
                   "udp": self.udp_address, "data": str(self.cfg.data_dir),
                   "runtime_pid": self.runtime.pid, "datagrams_shed": self.datagrams_shed,
                   "datagrams_malformed": self.ingress.malformed,
-                  "effects_send_errors": self.ingress.send_errors}  # fmt: skip
+                  "effects_send_errors": self.ingress.send_errors,
+                  "peer_refusals": self.peer_refusals}  # fmt: skip
         with self._lock:
             self._status = status
         if self.core.role != MASTER:
@@ -312,7 +326,12 @@ class Node:
 
     def _publish(self, status: dict[str, object], master_epoch: int) -> None:
         try:
+            self.tasks.observe_genesis()
             quietly("put_replica", self.coord.put_replica, self.node_id, status)
+            registry = self.tasks.registry()
+            if registry is not None:
+                with self._lock:
+                    self._registry = registry
             if master_epoch:
                 quietly("peers", self.peers.refresh, master_epoch)
         finally:
@@ -328,23 +347,39 @@ class Node:
         with self._lock:
             self._streams.pop(stream_id, None)
 
-    def poke(self, jam: bytes, timeout_s: float = 10.0) -> str:
-        """Offer a jammed event to the core; '' once the master runs it, else why not. The size is
-        checked before anything is decoded, so an oversized blob is never cued."""
+    def poke(self, jam: bytes, timeout_s: float = 10.0) -> tuple[int, str]:
+        """Offer a jammed event to the core: (its event number, '') once committed in etcd, else (0, why
+        not). The size is checked before anything is decoded, so an oversized blob is never cued."""
         if len(jam) > self.cfg.max_event_bytes:
-            return f"event of {len(jam)} bytes exceeds the limit of {self.cfg.max_event_bytes} bytes"
+            return 0, f"event of {len(jam)} bytes exceeds the limit of {self.cfg.max_event_bytes} bytes"
         try:
             noun = cue(jam)
             split_event(noun)
         except ValueError as e:
-            return f"not an event [@da [wire card]]: {e}"
+            return 0, f"not an event [@da [wire card]]: {e}"
         job = Job(noun, len(jam), reply=Future())
         if not self._offer(m.IncomingEvent(job, len(jam), source="admin")):
-            return f"node overloaded: {MAX_QUEUED_DATAGRAMS} incoming events already queued; try again"
+            return 0, f"node overloaded: {MAX_QUEUED_DATAGRAMS} incoming events already queued; try again"
         try:
             return job.reply.result(timeout=timeout_s)  # type: ignore[union-attr]
         except TimeoutError:
-            return f"no answer from the replication core in {timeout_s} s"
+            return 0, f"no answer from the replication core in {timeout_s} s (the event may yet commit)"
+
+    # ---- what the gRPC services ask of the node ---------------------------------------------------
+
+    def identity(self) -> Identity:
+        return Identity(self.cfg.ship, self.core.genesis or "", self.node_id)
+
+    def registered(self, replica_id: str) -> bool:
+        """Whether `replica_id` is in the ship's registry as last read (each status round)."""
+        with self._lock:
+            return replica_id in self._registry
+
+    def refused(self, what: str, detail: str) -> None:
+        """A peer's push or fetch was refused: counted, and logged now and then."""
+        with self._lock:
+            self.peer_refusals += 1
+        self.tasks.warn_now_and_then(f"{what} (peer)", detail)
 
     def _shutdown(self) -> None:
         """Stop taking events, give the key and lease back (a quick failover), then stop every reader of

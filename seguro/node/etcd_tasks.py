@@ -12,7 +12,14 @@ from typing import Any
 
 from seguro.core import messages as m
 from seguro.core.clock import Clock
-from seguro.node.etcd.coordinator import CoordinationError, Coordinator, FenceLost, LeaseLost, LogTrimmed
+from seguro.node.etcd.coordinator import (
+    CoordinationError,
+    Coordinator,
+    FenceLost,
+    Genesis,
+    LeaseLost,
+    LogTrimmed,
+)
 from seguro.node.wire import batch_from_pb
 
 log = logging.getLogger(__name__)
@@ -46,7 +53,9 @@ class EtcdTasks:
         self._node_id, self._ttl_s, self._addresses = node_id, lease_ttl_s, addresses
         self._resign_busy = threading.Event()
         self._last_warning_s: dict[str, float] = {}
+        self._warn_lock = threading.Lock()
         self._compact_to = 0  # etcd revision of the previous trim
+        self._genesis: Genesis | None = None  # as last read; a campaign compares it inside its Txn
 
     def claim_resign(self) -> bool:
         """The core asks for a resign every second while the key names us: never queue them up while
@@ -55,6 +64,24 @@ class EtcdTasks:
             return False
         self._resign_busy.set()
         return True
+
+    def observe_genesis(self) -> None:
+        """Tell the core which genesis etcd holds for the ship (nothing when etcd does not answer)."""
+        try:
+            genesis, revision = self._coord.genesis_at()
+        except CoordinationError as e:
+            self.warn_now_and_then("cannot read the ship's genesis from etcd", str(e))
+            return
+        self._genesis = genesis
+        self._post(m.GenesisObserved(genesis.id if genesis else None, revision))
+
+    def registry(self) -> dict[str, dict] | None:
+        """The ship's replica registry (`replica/<id>`), None when etcd does not answer."""
+        try:
+            return self._coord.replicas()
+        except CoordinationError as e:
+            self.warn_now_and_then("cannot read the replica registry from etcd", str(e))
+            return None
 
     def revoke(self, lease_id: int) -> None:
         quietly("revoke", self._lease.revoke, lease_id)
@@ -70,7 +97,7 @@ class EtcdTasks:
         try:
             lease_id = self._lease.grant_lease(self._ttl_s)
         except CoordinationError as e:
-            self._warn_now_and_then("cannot get an etcd lease; not electable until etcd answers", e)
+            self.warn_now_and_then("cannot get an etcd lease; not electable until etcd answers", str(e))
             self._post(m.LeaseRequestFailed(str(e)))
             return
         self._post(m.LeaseGranted(lease_id, float(self._ttl_s), sent_at_s))
@@ -83,24 +110,30 @@ class EtcdTasks:
             self._post(m.LeaseLost(lease_id))
             return
         except CoordinationError as e:
-            self._warn_now_and_then("keepalive failed; the lease deadline will fence this node", e)
+            self.warn_now_and_then("keepalive failed; the lease deadline will fence this node", str(e))
             self._post(m.LeaseRequestFailed(str(e)))
             return
         # The TTL etcd reports is rounded down to whole seconds; the granted TTL is what was restarted.
         self._post(m.KeepaliveAcked(lease_id, float(self._ttl_s), sent_at_s))
 
-    def _warn_now_and_then(self, message: str, error: Exception, every_s: float = 5.0) -> None:
-        now_s = self._clock.now_s()
-        if now_s - self._last_warning_s.get(message, float("-inf")) >= every_s:
+    def warn_now_and_then(self, message: str, detail: str, every_s: float = 5.0) -> None:
+        """Log `message` at most once per `every_s`: a condition that persists must not flood the log."""
+        with self._warn_lock:
+            now_s = self._clock.now_s()
+            if now_s - self._last_warning_s.get(message, float("-inf")) < every_s:
+                return
             self._last_warning_s[message] = now_s
-            log.warning(message, extra={"error": str(error)})
+        log.warning(message, extra={"error": detail})
 
     def campaign(self, lease_id: int) -> None:
         if not lease_id:
             self._post(m.CampaignResult(False, lease_id, error="no lease"))
             return
+        if self._genesis is None:
+            self._post(m.CampaignResult(False, lease_id, error="the ship's genesis has not been read"))
+            return
         try:
-            won = self._coord.campaign(self._node_id, lease_id, self._addresses)
+            won = self._coord.campaign(self._node_id, lease_id, self._addresses, self._genesis)
         except CoordinationError as e:
             self._post(m.CampaignResult(False, lease_id, error=str(e)))
             return

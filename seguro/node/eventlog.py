@@ -10,8 +10,9 @@ On-disk layout under the data directory DIR (layout version 1):
   value = the record bytes exactly as vere's EVENTS table holds them (4-byte little-endian mug, then the
   jam of the event). Events are contiguous: no gaps, never overwritten, never deleted.
 - Column family ``meta``:
-  - ``layout``, ``who``, ``life``: UTF-8 JSON values (``layout`` is the integer 1; ``who`` is the ship as
-    the caller gave it, an @p string or its integer; ``life`` the number of boot formula events).
+  - ``layout``, ``who``, ``life``, ``genesis``: UTF-8 JSON values (``layout`` is the integer 1; ``who`` is
+    the ship as the caller gave it, an @p string or its integer; ``life`` the number of boot formula
+    events; ``genesis`` the id of the ship's genesis record in etcd, set when the node first joins it).
   - ``epoch/`` + 8-byte big-endian epoch -> 8-byte big-endian first event: the epoch history, i.e. the
     fencing epoch under which events from that first event on were written. Both columns strictly
     increase (first events never decrease) in key order.
@@ -322,13 +323,21 @@ class EventLog:
 
     # -- metadata -------------------------------------------------------------------------------------
 
-    def set_meta(self, *, who: str | int | None = None, life: int | None = None) -> None:
-        """Record which ship this log belongs to and its boot formula count. A log never changes owner."""
+    def set_meta(
+        self, *, who: str | int | None = None, life: int | None = None, genesis: str | None = None
+    ) -> None:
+        """Record which ship (and which genesis of it) this log belongs to and its boot formula count.
+        A log never changes owner."""
         updates: dict[bytes, bytes] = {}
         if who is not None:
             current = self.meta().get("who")
             require(current in (None, who), "event log belongs to another ship", who=current, new_who=who)
             updates[b"who"] = json.dumps(who).encode()
+        if genesis is not None:
+            current = self.meta().get("genesis")
+            require(current in (None, genesis), "event log belongs to another genesis", genesis=current,
+                    new_genesis=genesis)  # fmt: skip
+            updates[b"genesis"] = json.dumps(genesis).encode()
         if life is not None:
             require(life >= 0, "life must be a natural number", life=life)
             updates[b"life"] = json.dumps(life).encode()
@@ -336,9 +345,9 @@ class EventLog:
             self._write(updates)
 
     def meta(self) -> dict[str, Any]:
-        """The JSON-valued metadata (layout, who, life) that has been set."""
+        """The JSON-valued metadata (layout, who, life, genesis) that has been set."""
         found: dict[str, Any] = {}
-        for name in ("layout", "who", "life"):
+        for name in ("layout", "who", "life", "genesis"):
             value = self._meta.get(name.encode())
             if value is not None:
                 found[name] = json.loads(value)

@@ -16,7 +16,7 @@ import grpc
 from seguro.core import messages as m
 from seguro.invariant import InvariantViolation
 from seguro.node.eventlog import EventLog
-from seguro.node.wire import batch_to_pb, grpc_options, read_batch, replica_addresses
+from seguro.node.wire import Identity, batch_to_pb, grpc_options, read_batch, replica_addresses
 from seguro.proto.seguro.v1 import replication_pb2 as pb
 from seguro.proto.seguro.v1 import replication_pb2_grpc as rpc
 
@@ -85,7 +85,7 @@ class PushStream:
         address: str,
         eventlog: EventLog,
         epoch: int,
-        master_id: str,
+        me: Identity,
         post: Callable[[m.Event], None],
         appended: threading.Condition,
         max_message_bytes: int,
@@ -93,7 +93,7 @@ class PushStream:
     ) -> None:
         self.follower_id, self.address, self.epoch = follower_id, address, epoch
         self._die = die
-        self._log, self._master_id, self._post, self._appended = eventlog, master_id, post, appended
+        self._log, self._me, self._post, self._appended = eventlog, me, post, appended
         self._options = grpc_options(max_message_bytes)
         self._stop = threading.Event()
         self._call: grpc.Future | None = None
@@ -143,7 +143,9 @@ class PushStream:
             call = rpc.ReplicationStub(channel).Push(requests())
             self._call = call
             try:
-                outbox.put(pb.PushMessage(hello=pb.Hello(master_id=self._master_id, epoch=self.epoch)))
+                me = self._me
+                hello = pb.Hello(master_id=me.replica_id, epoch=self.epoch, ship=me.ship, genesis=me.genesis)
+                outbox.put(pb.PushMessage(hello=hello))
                 ack = self._next_ack(call)
                 while not self._stop.is_set() and not ack.error:
                     self._post(m.FollowerAck(self.follower_id, ack.durable_event))
@@ -169,6 +171,9 @@ class PushStream:
             timer.cancel()
         if ack.replica_id != self.follower_id:
             return pb.Ack(error=f"{self.address} is replica {ack.replica_id!r}, not {self.follower_id!r}")
+        stranger = "" if ack.error else self._me.mismatch(ack.ship, ack.genesis)
+        if stranger:  # an address that now belongs to another ship's replica: never counted
+            return pb.Ack(error=f"{self.address} answers for another ship: {stranger}")
         return ack
 
     def _wait_for_events(self, first: int) -> m.Batch | None:

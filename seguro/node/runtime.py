@@ -1,6 +1,6 @@
 """The node's ship runtime: one child process (seguro.urbit.serf) driven from one thread.
 
-It turns the core's runtime requests (run these jobs, apply the log up to N, restart from the log, boot)
+It turns the core's runtime requests (run these jobs, apply the log up to N, restart from the log)
 into serf calls and posts the results back as core events, in order. A restart bumps a generation so
 that run-ahead work queued before it is skipped rather than run on the fresh runtime.
 
@@ -26,7 +26,6 @@ from seguro.urbit import ames
 from seguro.urbit.noun import Noun
 from seguro.urbit.record import decode_record, encode_record
 from seguro.urbit.serf import Serf, SerfBail, SerfError, WorkBail, default_argv
-from seguro.urbit.ship.kernel import boot_events
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +36,22 @@ RESTART_BACKOFF_S = 1.0
 
 @dataclass(frozen=True)
 class Job:
-    """An event for the runtime: the noun, its size as the core counts it, and where to say whether the
-    master took it (admin callers wait for that; datagrams have nobody waiting)."""
+    """An event for the runtime: the noun, its size as the core counts it, and where to say whether it
+    was committed (admin callers wait for that; datagrams have nobody waiting)."""
 
     noun: Noun
     size_bytes: int
-    reply: Future[str] | None = field(default=None, compare=False)
+    reply: Future[tuple[int, str]] | None = field(default=None, compare=False)
 
-    def answer(self, reason: str) -> None:
-        """'' when the master runs it, else why not."""
+    def answer(self, event: int, reason: str) -> None:
+        """(event number, '') once committed in etcd, else (0, why not)."""
         if self.reply is not None and not self.reply.done():
-            self.reply.set_result(reason)
+            self.reply.set_result((event, reason))
+
+    @property
+    def awaited(self) -> Job | None:
+        """This job when somebody waits for its answer (the core then tracks it until it commits)."""
+        return self if self.reply is not None else None
 
 
 class RuntimeWorker:
@@ -98,9 +102,6 @@ class RuntimeWorker:
         """Ask for a snapshot; taken only if due and the runtime is not ahead of the log (a master is
         ahead while it has uncommitted events, so its snapshots land in its quiet moments)."""
         self._ops.put((self._generation, "snapshot", None))
-
-    def boot(self, who: str, wall_s: float) -> None:
-        self._ops.put((self._generation, "boot", (who, wall_s)))
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stopping.set()
@@ -162,8 +163,6 @@ class RuntimeWorker:
             self._run_pipelined(arg)  # type: ignore[arg-type]
         elif kind == "apply":
             self._apply(arg)  # type: ignore[arg-type]
-        elif kind == "boot":
-            self._boot(*arg)  # type: ignore[misc]
         elif kind == "snapshot":
             self._snapshot()
 
@@ -236,12 +235,6 @@ class RuntimeWorker:
             events.append(decoded.event)
         serf.play(1, events)
 
-    def _boot(self, who: str, wall_s: float) -> None:
-        serf = self._live_serf()
-        events = boot_events(who, wall_s)
-        serf.play(1, events)
-        self._post(m.Booted(tuple(encode_record(0, e) for e in events)))
-
     def _run_pipelined(self, first: Job) -> None:
         """Submit `first` and whatever run requests are already queued, then collect results in order."""
         serf = self._live_serf()
@@ -255,20 +248,20 @@ class RuntimeWorker:
                 self._deferred = (generation, kind, arg)  # keep order: handle it next
                 break
             jobs.append(arg)  # type: ignore[arg-type]
-        submitted = 0
+        submitted: list[Job] = []
         for job in jobs:
             try:
                 serf.submit_work(job.noun)
             except ValueError as e:  # not [@da ovum]: refuse the job, keep the runtime
-                self._post(m.WorkRefused(f"malformed job: {e}"))
+                self._post(m.WorkRefused(f"malformed job: {e}", job.awaited))
                 continue
-            submitted += 1
-        for _ in range(submitted):
+            submitted.append(job)
+        for job in submitted:
             try:
                 done = serf.next_work_result()
             except WorkBail as e:
-                self._post(m.WorkRefused(str(e)))
+                self._post(m.WorkRefused(str(e), job.awaited))
                 continue
             record = encode_record(done.mug, done.job)
             datagrams = tuple(ames.effects_to_datagrams(done.effects))
-            self._post(m.WorkDone(done.eve, record, datagrams))
+            self._post(m.WorkDone(done.eve, record, datagrams, job.awaited))

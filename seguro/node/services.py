@@ -17,9 +17,10 @@ import grpc
 from seguro.core import messages as m
 from seguro.invariant import InvariantViolation
 from seguro.node.eventlog import EventLog
-from seguro.node.wire import PUSH_BATCH_EVENTS, batch_from_pb, batch_to_pb, grpc_options, read_batch
+from seguro.node.wire import PUSH_BATCH_EVENTS, Identity, batch_from_pb, batch_to_pb, grpc_options, read_batch
 from seguro.proto.seguro.v1 import replication_pb2 as pb
 from seguro.proto.seguro.v1 import replication_pb2_grpc as rpc
+from seguro.urbit.record import decode_record
 
 ACK_TIMEOUT_S = 10.0
 
@@ -30,53 +31,83 @@ class NodeHandle(Protocol):
     node_id: str
     eventlog: EventLog
 
+    def identity(self) -> Identity: ...
+    def registered(self, replica_id: str) -> bool: ...
+    def refused(self, what: str, detail: str) -> None: ...
     def post(self, event: m.Event) -> None: ...
     def open_stream(self) -> tuple[int, queue.Queue[m.AckOut]]: ...
     def close_stream(self, stream_id: int) -> None: ...
     def status(self) -> dict[str, object]: ...
-    def poke(self, jam: bytes) -> str: ...
+    def poke(self, jam: bytes) -> tuple[int, str]: ...
     def die(self, error: InvariantViolation) -> None: ...
 
 
 class ReplicationService(rpc.ReplicationServicer):
+    """Every push and fetch is checked before the core sees it: a stranger (another ship or genesis, a
+    replica not in the registry), a batch before its hello, or a record that is empty or does not decode
+    is refused with an error ack or status, counted, and never stored. Nothing a peer sends stops the node."""
+
     def __init__(self, node: NodeHandle) -> None:
         self._node = node
+
+    def _refuse(self, what: str, detail: str) -> pb.Ack:
+        self._node.refused(what, detail)
+        me = self._node.identity()
+        return pb.Ack(replica_id=me.replica_id, ship=me.ship, genesis=me.genesis, error=f"{what}: {detail}")
 
     def Push(
         self, request_iterator: Iterator[pb.PushMessage], context: grpc.ServicerContext
     ) -> Iterator[pb.Ack]:
         stream_id, acks = self._node.open_stream()
-        sender_epoch = 0
+        hello: pb.Hello | None = None
         try:
             for message in request_iterator:
                 if message.HasField("hello"):
-                    sender_epoch = message.hello.epoch
+                    hello, problem = message.hello, self._check_hello(message.hello)
                     batch = m.Batch(0, 1, ())  # stores nothing; the ack tells the master where we are
+                elif hello is None:
+                    problem = "a batch before the stream's hello"
                 else:
-                    try:
-                        batch = batch_from_pb(message.batch)
-                    except ValueError as e:
-                        yield pb.Ack(replica_id=self._node.node_id, error=f"malformed batch: {e}")
-                        return
-                self._node.post(m.BatchReceived(stream_id, batch, sender_epoch))
+                    batch, problem = _decode_batch(message.batch)
+                if problem:
+                    yield self._refuse("push refused", problem)
+                    return
+                assert hello is not None  # for the type checker: a hello came first (checked above)
+                self._node.post(m.BatchReceived(stream_id, batch, hello.epoch, hello.genesis))
                 try:
                     ack = acks.get(timeout=ACK_TIMEOUT_S)
                 except queue.Empty:
-                    yield pb.Ack(replica_id=self._node.node_id, error="replica busy: no ack in time")
+                    yield self._refuse("push refused", "replica busy: no ack in time")
                     return
+                me = self._node.identity()
                 yield pb.Ack(
-                    replica_id=self._node.node_id,
-                    durable_event=ack.durable_event,
-                    highest_epoch=ack.highest_epoch,
-                    error=ack.error,
-                )
+                    replica_id=me.replica_id, ship=me.ship, genesis=me.genesis,
+                    durable_event=ack.durable_event, highest_epoch=ack.highest_epoch, error=ack.error,
+                )  # fmt: skip
                 if ack.error:
+                    self._node.refused("push refused", ack.error)
                     return
         finally:
             self._node.close_stream(stream_id)
 
+    def _check_hello(self, hello: pb.Hello) -> str:
+        stranger = self._node.identity().mismatch(hello.ship, hello.genesis)
+        if stranger:
+            return stranger
+        if not self._node.registered(hello.master_id):
+            return f"replica {hello.master_id!r} is not in ship {hello.ship!r}'s registry"
+        return ""
+
     def Fetch(self, request: pb.FetchRequest, context: grpc.ServicerContext) -> Iterator[pb.Batch]:
         """Committed events from this node's local log, for a peer that etcd can no longer serve."""
+        me = self._node.identity()
+        problem = me.mismatch(request.ship, request.genesis)
+        if not problem and not self._node.registered(request.replica_id):
+            problem = f"replica {request.replica_id!r} is not in ship {request.ship!r}'s registry"
+        if problem:
+            self._node.refused("fetch refused", problem)
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"fetch refused: {problem}")
+        context.send_initial_metadata((("seguro-ship", me.ship), ("seguro-genesis", me.genesis)))
         log_ = self._node.eventlog
         first = max(1, request.from_event)
         last = min(request.to_event or log_.last_event(), log_.last_event())
@@ -90,6 +121,22 @@ class ReplicationService(rpc.ReplicationServicer):
                 return
             yield batch_to_pb(batch)
             first = batch.last_event + 1
+
+
+def _decode_batch(wire: pb.Batch) -> tuple[m.Batch, str]:
+    """The batch, or why it is refused: records out of order, empty, or not a vere record (mug + jam)."""
+    try:
+        batch = batch_from_pb(wire)
+    except ValueError as e:
+        return m.Batch(0, 1, ()), f"malformed batch: {e}"
+    if batch.first_event < 1:
+        return batch, "malformed batch: events start at 1"
+    for i, record in enumerate(batch.records):
+        try:
+            decode_record(record)
+        except ValueError as e:  # RecordError, or a jam that does not cue
+            return batch, f"malformed record at event {batch.first_event + i}: {e}"
+    return batch, ""
 
 
 class AdminService(rpc.AdminServicer):
@@ -111,8 +158,9 @@ class AdminService(rpc.AdminServicer):
         return pb.StepDownReply(was_master=was_master)
 
     def Poke(self, request: pb.PokeRequest, context: grpc.ServicerContext) -> pb.PokeReply:
-        error = self._node.poke(request.jam)
-        return pb.PokeReply(accepted=not error, error=error)
+        """Answers once the event is committed in etcd (with its number), or with why it was not."""
+        event, error = self._node.poke(request.jam)
+        return pb.PokeReply(accepted=not error, error=error, event=event)
 
 
 def serve(node: NodeHandle, address: str, max_message_bytes: int) -> tuple[grpc.Server, int]:

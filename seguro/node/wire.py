@@ -3,12 +3,34 @@ read from the local log in pieces that fit one message."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from seguro.core import messages as m
 from seguro.node.eventlog import EventLog
 from seguro.proto.seguro.v1 import replication_pb2 as pb
 
 PUSH_BATCH_EVENTS = 500
 PUSH_BATCH_BYTES = 4 << 20
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who speaks on a stream: the ship, its genesis id (the same name created again is another ship),
+    and the replica. Every push, ack and fetch carries it; a mismatch is refused on both sides."""
+
+    ship: str
+    genesis: str
+    replica_id: str
+
+    def mismatch(self, ship: str, genesis: str) -> str:
+        """'' when `ship` and `genesis` are ours, else what differs (for the error a peer is given)."""
+        if ship != self.ship:
+            return f"this is ship {self.ship!r}, not {ship!r}"
+        if not self.genesis:
+            return f"this replica has not joined ship {self.ship!r} yet (no genesis seen in etcd)"
+        if genesis != self.genesis:
+            return f"ship {self.ship!r} here is genesis {self.genesis}, not {genesis or '(none)'}"
+        return ""
 
 
 def grpc_options(max_message_bytes: int) -> list[tuple[str, int]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import asdict
 
 import grpc
 
@@ -31,7 +32,7 @@ def leader_info(etcd: str, ship: str) -> dict[str, object] | None:
 
 def status_rows(etcd: str, ship: str, stale_after_s: float = 5.0) -> dict[str, object]:
     with _coordinator(etcd, ship) as coord:
-        master, replicas, (head, _) = coord.master(), coord.replicas(), coord.head()
+        genesis, master, replicas, (head, _) = coord.genesis(), coord.master(), coord.replicas(), coord.head()
     now = time.time()
     rows = []
     for replica_id, st in sorted(replicas.items()):
@@ -43,8 +44,9 @@ def status_rows(etcd: str, ship: str, stale_after_s: float = 5.0) -> dict[str, o
         rows.append({"id": replica_id, "role": role, "durable_event": durable,
                      "applied_event": int(st.get("applied_event", 0)), "lag": max(0, head - durable),
                      "grpc": st.get("grpc"), "udp": st.get("udp"), "seen_s_ago": round(age_s, 1),
-                     "error": st.get("error", "")})  # fmt: skip
-    return {"head": head, "master": master.node_id if master else None, "replicas": rows}
+                     "genesis": st.get("genesis", ""), "error": st.get("error", "")})  # fmt: skip
+    return {"head": head, "master": master.node_id if master else None,
+            "genesis": asdict(genesis) if genesis else None, "replicas": rows}  # fmt: skip
 
 
 def wait_for_master(etcd: str, ship: str, timeout_s: float, not_id: str | None = None) -> dict:

@@ -13,9 +13,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from seguro.node.config import WILDCARD_HOSTS
+from seguro.node.etcd.coordinator import CoordinationError
 from seguro.ops import processes
 from seguro.ops.admin import AdminError, wait_for_master
 from seguro.ops.etcd_server import EtcdCluster, stop_from_state
+from seguro.ops.ship import create_ship
 
 STATE_FILE = "cluster.json"
 READY_TIMEOUT_S = 30.0
@@ -65,9 +68,17 @@ def start_node(workdir: Path, node_id: str, ship: str, etcd: str, extra: list[st
 
 
 def up(
-    workdir: Path, replicas: int = 3, ttl_s: int = 3, ship: str = "zod", extra: list[str] | None = None
+    workdir: Path,
+    replicas: int = 3,
+    ttl_s: int = 3,
+    ship: str = "zod",
+    extra: list[str] | None = None,
+    who: str | None = "~zod",
+    bind_host: str = "127.0.0.1",
 ) -> dict:
-    """Start etcd (3 members) and `replicas` nodes; return the state once a master is elected."""
+    """Start etcd (3 members), create the ship as `who` (None: leave it uncreated, and nodes wait), and
+    start `replicas` nodes binding gRPC on `bind_host` (a wildcard is advertised as 127.0.0.1); return the
+    state once a master is elected (at once when the ship was left uncreated)."""
     if replicas < 1:
         raise ClusterError("replicas must be >= 1")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -75,19 +86,29 @@ def up(
         raise ClusterError(f"{workdir} already has a cluster ({STATE_FILE}); run `seguro cluster down` first")
     etcd = EtcdCluster(workdir / "etcd", members=3, token=f"seguro-{ship}-{os.getpid()}").start()
     etcd.write_state(workdir / "etcd.json")
-    state: dict = {"etcd": etcd.endpoints, "ship": ship, "nodes": [], "ttl": ttl_s, "extra": extra or []}
+    state: dict = {"etcd": etcd.endpoints, "ship": ship, "nodes": [], "ttl": ttl_s, "extra": extra or [],
+                   "bind": bind_host}  # fmt: skip
     try:
-        args = ["--ttl", str(ttl_s), *(extra or [])]
+        if who is not None:
+            state["genesis"] = create_ship(etcd.endpoints, ship, who).id
+        args = ["--ttl", str(ttl_s), *grpc_flags(bind_host, 0), *(extra or [])]
         for i in range(replicas):
             state["nodes"].append(asdict(start_node(workdir, f"n{i}", ship, etcd.endpoints, args)))
             write_state(workdir, state)
-        wait_for_master(etcd.endpoints, ship, timeout_s=READY_TIMEOUT_S)
+        if who is not None:
+            wait_for_master(etcd.endpoints, ship, timeout_s=READY_TIMEOUT_S)
     except BaseException as e:
         down(workdir)
-        if isinstance(e, AdminError):
+        if isinstance(e, AdminError | CoordinationError):
             raise ClusterError(f"{e}; node logs are in {workdir}") from None
         raise
     return state
+
+
+def grpc_flags(bind_host: str, port: int) -> list[str]:
+    """Bind gRPC on `bind_host`; a wildcard bind advertises 127.0.0.1, where the other nodes dial."""
+    flags = ["--grpc", f"{bind_host}:{port}"]
+    return flags + (["--advertise-grpc", f"127.0.0.1:{port}"] if bind_host in WILDCARD_HOSTS else [])
 
 
 def write_state(workdir: Path, state: dict) -> None:
@@ -112,7 +133,9 @@ def restart_node(workdir: Path, node_id: str) -> NodeProc:
     if is_our_node(old):
         raise ClusterError(f"node {node_id} is still running (pid {old['pid']})")
     # Same addresses as before: peers and the load balancer know the ship by its UDP address.
-    args = ["--ttl", str(state["ttl"]), "--grpc", old["grpc"], "--udp", old["udp"], *state["extra"]]
+    port = int(old["grpc"].rsplit(":", 1)[1])
+    grpc = grpc_flags(state.get("bind", "127.0.0.1"), port)
+    args = ["--ttl", str(state["ttl"]), *grpc, "--udp", old["udp"], *state["extra"]]
     proc = start_node(workdir, node_id, state["ship"], state["etcd"], args)
     state["nodes"] = [asdict(proc) if n["id"] == node_id else n for n in state["nodes"]]
     write_state(workdir, state)
@@ -124,7 +147,8 @@ def add_node(workdir: Path, node_id: str, extra: list[str]) -> NodeProc:
     state = read_state(workdir)
     if any(n["id"] == node_id for n in state["nodes"]):
         raise ClusterError(f"{workdir} already has a node {node_id}")
-    proc = start_node(workdir, node_id, state["ship"], state["etcd"], ["--ttl", str(state["ttl"]), *extra])
+    args = ["--ttl", str(state["ttl"]), *grpc_flags(state.get("bind", "127.0.0.1"), 0), *extra]
+    proc = start_node(workdir, node_id, state["ship"], state["etcd"], args)
     state["nodes"].append(asdict(proc))
     write_state(workdir, state)
     return proc

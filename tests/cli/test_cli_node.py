@@ -91,7 +91,7 @@ def test_status_and_step_down_answer_before_the_node_loop_runs(idle_node: Node) 
     with grpc.insecure_channel(idle_node.grpc_address) as channel:
         admin = rpc.AdminStub(channel)
         status = admin.Status(pb.StatusRequest(), timeout=5)
-        assert (status.id, status.role, status.durable_event) == ("n0", "follower", 0)
+        assert (status.id, status.role, status.durable_event) == ("n0", "waiting", 0)  # no genesis seen yet
         assert admin.StepDown(pb.StepDownRequest(), timeout=5).was_master is False
 
 
@@ -100,5 +100,5 @@ def test_a_poke_shed_at_a_full_queue_is_told_so_at_once(idle_node: Node) -> None
     while idle_node.datagrams_shed == 0:  # bounded: the queue holds MAX_QUEUED_DATAGRAMS
         idle_node.post(m.IncomingEvent(job=None, size_bytes=1))
     started_s = time.monotonic()
-    reply = idle_node.poke(jam((da_from_unix(1_700_000_000.0), ((0, 0), (cord("test"), 0)))))
-    assert reply.startswith("node overloaded") and time.monotonic() - started_s < 1.0
+    event, reply = idle_node.poke(jam((da_from_unix(1_700_000_000.0), ((0, 0), (cord("test"), 0)))))
+    assert event == 0 and reply.startswith("node overloaded") and time.monotonic() - started_s < 1.0

@@ -10,6 +10,8 @@ from click.testing import CliRunner
 from seguro.cli import main
 from seguro.node.etcd.coordinator import Coordinator
 from seguro.ops.etcd_server import EtcdCluster, free_port
+from tests.conftest import BARE_GENESIS as G
+from tests.conftest import put_bare_genesis
 
 
 def test_leader_and_status_of_a_ship_without_master(etcd1: EtcdCluster) -> None:
@@ -19,13 +21,17 @@ def test_leader_and_status_of_a_ship_without_master(etcd1: EtcdCluster) -> None:
     assert json.loads(result.output.splitlines()[0]) == {"id": None, "epoch": None, "lease": None,
                                                         "ttl_remaining": None}  # fmt: skip
     result = runner.invoke(main, ["status", "--etcd", etcd1.endpoints, "--ship", "zod", "--json"])
-    assert result.exit_code == 0 and json.loads(result.output) == {"head": 0, "master": None, "replicas": []}
+    assert result.exit_code == 0
+    assert json.loads(result.output) == {"head": 0, "master": None, "genesis": None, "replicas": []}
+    result = runner.invoke(main, ["status", "--etcd", etcd1.endpoints, "--ship", "zod"])
+    assert result.exit_code == 0 and "not created in this etcd" in result.output
 
 
 def test_leader_shows_the_master_key(etcd1: EtcdCluster) -> None:
+    put_bare_genesis(etcd1.endpoints, "zod")
     with Coordinator(etcd1.endpoints, "zod") as coord:
         lease = coord.grant_lease(5)
-        won = coord.campaign("n7", lease, {"grpc": "127.0.0.1:1", "udp": "127.0.0.1:2"})
+        won = coord.campaign("n7", lease, {"grpc": "127.0.0.1:1", "udp": "127.0.0.1:2"}, G)
         assert won is not None
         result = CliRunner().invoke(main, ["leader", "--etcd", etcd1.endpoints, "--ship", "zod", "--json"])
     info = json.loads(result.output)
@@ -37,9 +43,10 @@ def test_step_down_without_a_master_or_with_an_unreachable_one_is_a_clear_error(
     runner = CliRunner()
     result = runner.invoke(main, ["step-down", "--etcd", etcd1.endpoints, "--ship", "zod"])
     assert result.exit_code == 1 and "ship zod has no master to step down" in result.output
+    put_bare_genesis(etcd1.endpoints, "zod")
     with Coordinator(etcd1.endpoints, "zod") as coord:
         lease = coord.grant_lease(5)
-        assert coord.campaign("n7", lease, {"grpc": f"127.0.0.1:{free_port()}", "udp": "127.0.0.1:2"})
+        assert coord.campaign("n7", lease, {"grpc": f"127.0.0.1:{free_port()}", "udp": "127.0.0.1:2"}, G)
         result = runner.invoke(main, ["step-down", "--etcd", etcd1.endpoints, "--ship", "zod"])
     assert result.exit_code == 1 and "master n7 at 127.0.0.1:" in result.output
     assert "did not take the request (UNAVAILABLE" in result.output
@@ -53,8 +60,9 @@ def test_forget_replica_refuses_the_master_and_running_replicas(etcd1: EtcdClust
         result = runner.invoke(main, args)
         return result.exit_code, result.output
 
+    put_bare_genesis(etcd1.endpoints, "zod")
     with Coordinator(etcd1.endpoints, "zod") as coord:
-        assert coord.campaign("n0", coord.grant_lease(5), {}) is not None
+        assert coord.campaign("n0", coord.grant_lease(5), {}, G) is not None
         coord.put_replica("n0", {"role": "master"})
         coord.put_replica("n1", {"role": "follower"})
         coord.put_replica("n2", {"role": "follower", "updated_at": time.time() - 60})
@@ -83,3 +91,26 @@ def test_out_of_range_cluster_and_demo_flags_are_usage_errors(tmp_path) -> None:
         result = runner.invoke(main, args)
         assert result.exit_code == 2 and "Invalid value" in result.output, (args, result.output)
     assert not (tmp_path / "cluster.json").exists()  # nothing was started
+
+
+def test_ship_create_writes_the_genesis_once(etcd1: EtcdCluster) -> None:
+    runner = CliRunner()
+    create = ["ship", "create", "--etcd", etcd1.endpoints, "--ship", "zod", "--who", "~nec", "--json"]
+    result = runner.invoke(main, create)
+    assert result.exit_code == 0, result.output
+    genesis = json.loads(result.output)
+    assert genesis["who"] == "~nec" and len(genesis["id"]) == 32 and genesis["first_event"] == 1
+    again = runner.invoke(main, create)
+    assert again.exit_code == 1 and f"ship zod already exists (genesis {genesis['id']})" in again.output
+    asked = runner.invoke(main, ["status", "--etcd", etcd1.endpoints, "--ship", "zod", "--json"])
+    status = json.loads(asked.output)
+    assert status["genesis"]["id"] == genesis["id"] and status["head"] == 3  # the boot sequence is the log
+    bad = runner.invoke(main, ["ship", "create", "--etcd", etcd1.endpoints, "--ship", "bus", "--who", "zod"])
+    assert bad.exit_code == 2 and "~sampel-palnet" in bad.output
+
+
+def test_ship_create_with_etcd_down_is_a_clear_error() -> None:
+    result = CliRunner().invoke(
+        main, ["ship", "create", "--etcd", f"127.0.0.1:{free_port()}", "--ship", "zod"]
+    )
+    assert result.exit_code == 1 and "etcd unreachable" in result.output and "Traceback" not in result.output

@@ -7,14 +7,17 @@ from seguro.core.config import Config
 from seguro.core.replication import MASTER, PROMOTING, Replica
 
 TTL_S = 3.0
+GENESIS = "g1"
 
 
 class Script:
     """A replica plus a clock, with shorthands that read like the scenario."""
 
     def __init__(self, durable: int = 0, **config: object) -> None:
+        """A replica whose local log holds `durable` events of genesis GENESIS (none: not joined yet)."""
         self.now_s = 100.0
-        self.r = Replica(Config(node_id="a", lease_ttl_s=TTL_S, **config), durable_event=durable)  # type: ignore[arg-type]
+        cfg = Config(node_id="a", lease_ttl_s=TTL_S, **config)  # type: ignore[arg-type]
+        self.r = Replica(cfg, durable_event=durable, genesis=GENESIS if durable else None)
 
     def step(self, event: m.Event) -> m.Ready:
         return self.r.step(event, self.now_s)
@@ -24,6 +27,7 @@ class Script:
         return self.r.tick(self.now_s)
 
     def follower_with_lease(self, runtime_eve: int = 0) -> None:
+        self.step(m.GenesisObserved(GENESIS, 5))
         assert self.tick().grant_lease
         self.step(m.LeaseGranted(lease_id=7, ttl_s=TTL_S, sent_at_s=self.now_s))
         self.step(m.RuntimeReady(eve=runtime_eve))
@@ -42,3 +46,7 @@ class Script:
         assert self.step(m.IncomingEvent(job=job, size_bytes=10)).run == [job]
         eve = self.r.applied + 1
         return self.step(m.WorkDone(eve=eve, record=b"rec%d" % eve, effects=effects))
+
+    def push(self, stream_id: int, batch: m.Batch, sender_epoch: int, genesis: str = GENESIS) -> m.Ready:
+        """A batch pushed by the master of `sender_epoch` on stream `stream_id`."""
+        return self.step(m.BatchReceived(stream_id, batch, sender_epoch, genesis))

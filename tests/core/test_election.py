@@ -7,18 +7,63 @@ from __future__ import annotations
 import pytest
 
 from seguro.core import messages as m
-from seguro.core.replication import FOLLOWER, MASTER, PROMOTING
+from seguro.core.replication import FOLLOWER, MASTER, PROMOTING, STOPPED, WAITING
 from seguro.invariant import InvariantViolation
-from tests.core.script import TTL_S, Script
+from tests.core.script import GENESIS, TTL_S, Script
 
 
-def test_fresh_ship_boots_under_the_first_master() -> None:
+def test_a_node_never_campaigns_stores_or_boots_before_it_sees_the_genesis() -> None:
+    """A mistyped --ship or a wiped etcd must never start a second copy of a ship: without the genesis
+    record a node waits, however long the master key stays empty."""
     s = Script()
-    ready = s.become_master(epoch=10)
-    assert ready.boot and ready.record_epoch == (10, 1)
-    commit = s.step(m.Booted((b"formula", b"born"))).commit
-    assert commit is not None and commit.batch == m.Batch(10, 1, (b"formula", b"born"))
-    assert s.run_event().commit is None  # queued behind the boot batch
+    assert s.tick().grant_lease
+    s.step(m.LeaseGranted(lease_id=7, ttl_s=TTL_S, sent_at_s=s.now_s))
+    s.step(m.RuntimeReady(eve=0))
+    for revision in range(2, 12):
+        ready = s.step(m.MasterObserved(holder=None, epoch=0, revision=revision))
+        assert not ready.campaign and not s.tick(advance_s=0.1).campaign
+    assert s.r.role == WAITING and "genesis" in str(s.r.status(s.now_s)["error"])
+    assert not s.step(m.GenesisObserved(None, 5)).halt  # an empty data dir waits: etcd has no such ship yet
+    ready = s.step(m.GenesisObserved(GENESIS, 6))
+    assert ready.record_genesis == GENESIS and s.r.role == FOLLOWER and ready.campaign
+    ready = s.step(m.CampaignResult(won=True, lease_id=7, epoch=21))
+    ready = s.step(m.CatchUpDone(head=0, epoch=21))
+    assert s.r.role == MASTER and ready.record_epoch == (21, 1) and ready.persist == []
+
+
+@pytest.mark.parametrize(
+    ("durable", "local", "in_etcd", "says"),
+    [
+        (3, GENESIS, "g2", f"belongs to genesis {GENESIS}, etcd holds genesis g2"),
+        (3, GENESIS, None, "etcd holds no genesis"),
+        (3, None, GENESIS, "no genesis id"),
+    ],
+)
+def test_a_log_of_another_genesis_refuses_to_run_and_names_both(
+    durable: int, local: str | None, in_etcd: str | None, says: str
+) -> None:
+    s = Script(durable=durable)
+    s.r.genesis = local
+    ready = s.step(m.GenesisObserved(in_etcd, 5))
+    assert ready.halt and says in ready.halt and ready.record_genesis is None and s.r.role == STOPPED
+    assert not s.step(m.MasterObserved(holder=None, epoch=0, revision=30)).campaign
+
+
+def test_a_genesis_read_older_than_the_one_acted_on_is_ignored() -> None:
+    """Found by the simulator: a read from before `seguro ship create` answered after one from after it
+    made a node that had just joined refuse to run, as if etcd had been wiped."""
+    s = Script()
+    s.follower_with_lease()
+    assert not s.step(m.GenesisObserved(None, 4)).halt and s.r.role == FOLLOWER
+
+
+def test_a_master_that_sees_another_genesis_in_etcd_stops_emitting_at_once() -> None:
+    """etcd wiped and the name created again while a master ran: it must not emit another ship's acks."""
+    s = Script()
+    s.become_master()
+    s.run_event()
+    ready = s.step(m.GenesisObserved("g2", 50))
+    assert ready.halt and ready.release == [] and s.r.lease_deadline_s() == float("-inf")
 
 
 def test_no_campaign_while_a_master_holds_the_key_or_the_lease_is_short() -> None:
@@ -42,7 +87,7 @@ def test_promotion_waits_until_the_log_holds_every_committed_batch() -> None:
     s.step(m.CatchUpDone(head=5, epoch=10))
     assert s.r.role == PROMOTING  # runtime not yet at event 5
     ready = s.step(m.Applied(eve=5))
-    assert s.r.role == MASTER and ready.record_epoch == (10, 6) and not ready.boot
+    assert s.r.role == MASTER and ready.record_epoch == (10, 6)
 
 
 def test_a_local_log_ahead_of_etcd_stops_the_node() -> None:

@@ -13,21 +13,45 @@ def test_follower_stores_acks_and_applies_pushed_batches() -> None:
     s = Script()
     s.follower_with_lease()
     s.step(m.MasterObserved(holder="b", epoch=4, revision=4))
-    ready = s.step(m.BatchReceived(stream_id=1, batch=m.Batch(0, 1, (b"r1", b"r2")), sender_epoch=4))
+    ready = s.push(1, m.Batch(0, 1, (b"r1", b"r2")), 4)
     assert ready.persist == [m.Batch(0, 1, (b"r1", b"r2"))] and ready.apply_to == 2
     assert ready.acks == [m.AckOut(1, 2, 4, "")]
-    ready = s.step(m.BatchReceived(stream_id=1, batch=m.Batch(0, 2, (b"r2", b"r3")), sender_epoch=4))
+    ready = s.push(1, m.Batch(0, 2, (b"r2", b"r3")), 4)
     assert ready.persist == [m.Batch(0, 3, (b"r3",))]
 
 
-def test_follower_refuses_a_stale_epoch_and_leaves_gaps_to_the_sender() -> None:
+def test_follower_refuses_a_stale_epoch_and_a_gap() -> None:
     s = Script()
     s.follower_with_lease()
-    s.step(m.BatchReceived(stream_id=1, batch=m.Batch(0, 1, (b"r1",)), sender_epoch=9))
-    ready = s.step(m.BatchReceived(stream_id=2, batch=m.Batch(0, 2, (b"r2",)), sender_epoch=8))
+    s.step(m.MasterObserved(holder="b", epoch=9, revision=9))
+    s.push(1, m.Batch(0, 1, (b"r1",)), 9)
+    ready = s.push(2, m.Batch(0, 2, (b"r2",)), 8)
     assert ready.persist == [] and "stale epoch" in ready.acks[0].error
-    ready = s.step(m.BatchReceived(stream_id=1, batch=m.Batch(0, 5, (b"r5",)), sender_epoch=9))
-    assert ready.persist == [] and ready.acks == [m.AckOut(1, 1, 9, "")]
+    ready = s.push(1, m.Batch(0, 5, (b"r5",)), 9)
+    assert ready.persist == [] and "gap" in ready.acks[0].error and s.r.durable == 1
+    assert s.r.counters["pushes_refused"] == 2
+
+
+def test_a_push_at_an_epoch_etcd_has_not_shown_is_refused_and_changes_nothing() -> None:
+    """A hostile or confused peer claiming a huge epoch must not raise highest_epoch: every push of the
+    real master would then be refused as stale, for good."""
+    s = Script()
+    s.follower_with_lease()
+    s.step(m.MasterObserved(holder="b", epoch=9, revision=9))
+    ready = s.push(1, m.Batch(0, 1, (b"r1",)), 2**62)
+    assert ready.persist == [] and "not the master's epoch" in ready.acks[0].error
+    assert s.r.highest_epoch == 9
+    assert s.push(2, m.Batch(0, 1, (b"r1",)), 9).persist == [m.Batch(0, 1, (b"r1",))]
+
+
+def test_a_push_for_another_genesis_or_before_the_genesis_is_refused() -> None:
+    s = Script()
+    ready = s.push(1, m.Batch(0, 1, (b"r1",)), 9)
+    assert ready.persist == [] and "genesis" in ready.acks[0].error  # still waiting for the genesis
+    s.follower_with_lease()
+    s.step(m.MasterObserved(holder="b", epoch=9, revision=9))
+    ready = s.push(1, m.Batch(0, 1, (b"r1",)), 9, genesis="another")
+    assert ready.persist == [] and "genesis another" in ready.acks[0].error
 
 
 def test_followers_drop_datagrams_and_count_them() -> None:
@@ -44,7 +68,7 @@ def test_divergence_stops_the_replica_for_good() -> None:
     ready = s.step(m.Diverged(eve=3, detail="mug 0x1 != 0x2"))
     assert s.r.role == STOPPED and ready.stop and "event 3" in ready.stop
     assert not s.step(m.MasterObserved(holder=None, epoch=0, revision=30)).campaign
-    ready = s.step(m.BatchReceived(stream_id=1, batch=m.Batch(0, 1, (b"r1",)), sender_epoch=40))
+    ready = s.push(1, m.Batch(0, 1, (b"r1",)), 40)
     assert ready.persist == [] and "stopped" in ready.acks[0].error  # its acks must not count
 
 

@@ -169,3 +169,37 @@ def test_a_late_catch_up_read_never_releases_a_masters_held_effects() -> None:
     s.run_event()  # event 4 is held until our commit of it lands
     ready = s.step(m.CatchUpFetched(m.Batch(9, 4, (b"someone else's 4",))))
     assert ready.release == [] and ready.persist == [] and s.r.committed == 3
+
+
+def test_an_awaited_event_is_answered_with_its_number_once_committed() -> None:
+    """Admin.Poke answers when the event is committed, not when it merely ran ahead."""
+    s = Script()
+    s.become_master()
+    job = object()
+    assert s.step(m.IncomingEvent(job=job, size_bytes=1)).run == [job]
+    ready = s.step(m.WorkDone(eve=1, record=b"r1", effects=(), job=job))
+    assert ready.answers == [] and ready.commit is not None
+    assert s.step(m.CommitDone(seq=ready.commit.seq, ok=True)).answers == [(job, 1, "")]
+
+
+def test_an_awaited_event_lost_to_a_fence_is_answered_as_not_committed() -> None:
+    s = Script()
+    s.become_master()
+    running, done = object(), object()
+    s.step(m.IncomingEvent(job=done, size_bytes=1))
+    s.step(m.WorkDone(eve=1, record=b"r1", effects=(), job=done))  # ran ahead, its commit in flight
+    s.step(m.IncomingEvent(job=running, size_bytes=1))  # still in the runtime
+    ready = s.step(m.StepDown())
+    assert [(job, event) for job, event, _ in ready.answers] == [(done, 0)]
+    assert "lost to a fence" in ready.answers[0][2]
+    late = s.step(m.WorkDone(eve=2, record=b"r2", effects=(), job=running))  # the runtime answers late
+    assert late.answers == [(running, 0, "lost to a fence before it was committed")]
+
+
+def test_an_awaited_event_the_runtime_refuses_is_answered_with_why() -> None:
+    s = Script()
+    s.become_master()
+    job = object()
+    s.step(m.IncomingEvent(job=job, size_bytes=1))
+    ready = s.step(m.WorkRefused("bail: %evil", job=job))
+    assert ready.answers == [(job, 0, "the runtime refused the event: bail: %evil")]

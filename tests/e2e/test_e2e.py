@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -30,56 +30,9 @@ from seguro.proto.seguro.v1 import replication_pb2 as pb
 from seguro.proto.seguro.v1 import replication_pb2_grpc as rpc
 from seguro.urbit.noun import cord, jam
 from seguro.urbit.record import da_from_unix
+from tests.e2e.helpers import TTL_S, Cluster, wait_until
 
 pytestmark = pytest.mark.e2e
-TTL_S = 3
-
-
-def wait_until(what: str, predicate: Callable[[], bool], timeout_s: float, every_s: float = 0.05) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-
-
-class Cluster:
-    def __init__(self, workdir: Path, extra: list[str] | None = None, replicas: int = 3) -> None:
-        self.workdir = workdir
-        self.state = local.up(workdir, replicas=replicas, ttl_s=TTL_S, extra=extra)
-        self.etcd, self.ship = self.state["etcd"], self.state["ship"]
-        self.peer = Peer({n["id"]: parse_hostport("udp", n["udp"]) for n in self.state["nodes"]})
-
-    def node(self, node_id: str) -> dict:
-        return next(n for n in local.read_state(self.workdir)["nodes"] if n["id"] == node_id)
-
-    def master(self) -> dict:
-        info = leader_info(self.etcd, self.ship)
-        assert info is not None, "no master"
-        return info
-
-    def send(self, count: int, rate_per_s: float = 400.0) -> None:
-        for _ in range(count):
-            self.peer.send_one()
-            time.sleep(1 / rate_per_s)
-
-    def converged(self, replicas: int = 3) -> bool:
-        report = status_rows(self.etcd, self.ship)
-        rows = [r for r in report["replicas"] if r["role"] != "unreachable"]
-        return len(rows) == replicas and all(r["durable_event"] == report["head"] for r in rows)
-
-    def head(self) -> int:
-        return int(status_rows(self.etcd, self.ship)["head"])
-
-    def logs_agree(self) -> dict[str, int]:
-        agree, last, why = compare_logs({n["id"]: n["data"] for n in local.read_state(self.workdir)["nodes"]})
-        assert agree, why
-        return last
-
-    def close(self) -> None:
-        self.peer.close()
-        local.down(self.workdir)
 
 
 @pytest.fixture

@@ -31,6 +31,11 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         ({"etcd_retain_events": -5}, "etcd_retain_events must be >= 0"),
         ({"max_event_bytes": 10}, "max_event_bytes must be in"),
         ({"colour": "blue"}, "unknown settings ['colour']"),
+        ({"grpc": "0.0.0.0:7000"}, "set advertise_grpc (--advertise-grpc HOST:PORT)"),
+        ({"grpc": "[::]:7000"}, "set advertise_grpc"),
+        ({"grpc": "0.0.0.0:7000", "advertise_grpc": "0.0.0.0:7000"}, "advertise_grpc must be an address"),
+        ({"advertise_grpc": "nowhere"}, "advertise_grpc must look like HOST:PORT"),
+        ({"who": "~zod"}, "unknown settings ['who']"),
         ({"lease_ttl_s": "three"}, "lease_ttl_s must be int, got 'three'"),
         ({"lease_margin_s": True}, "lease_margin_s must be int or float"),
         ({"grpc": 7000}, "grpc must be str"),
@@ -70,3 +75,14 @@ def test_a_broken_file_is_reported(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe not utf-8")
     with pytest.raises(ConfigError, match="cannot read config"):
         NodeConfig.load(path, {})
+
+
+def test_the_advertised_grpc_address_is_what_replicas_dial() -> None:
+    """Found in review: a node bound to 0.0.0.0 published 0.0.0.0:PORT, so the master dialled itself."""
+    wild = NodeConfig.load(None, {**BASE, "grpc": "0.0.0.0:0", "advertise_grpc": "10.0.0.7:0"})
+    assert wild.advertised_grpc(bound_port=7001) == "10.0.0.7:7001"
+    fixed = NodeConfig.load(None, {**BASE, "grpc": "0.0.0.0:7000", "advertise_grpc": "node1.example:7000"})
+    assert fixed.advertised_grpc(bound_port=7000) == "node1.example:7000"
+    assert NodeConfig.load(None, {**BASE, "grpc": "127.0.0.1:0"}).advertised_grpc(bound_port=7002) == (
+        "127.0.0.1:7002"
+    )

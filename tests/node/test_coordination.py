@@ -21,6 +21,8 @@ from seguro.node.etcd.coordinator import (
 )
 from seguro.ops.etcd_server import EtcdCluster
 from seguro.proto.seguro.v1 import replication_pb2 as pb
+from tests.conftest import BARE_GENESIS as G
+from tests.conftest import put_bare_genesis
 
 SHIP = "sampel-palnet"
 
@@ -68,6 +70,7 @@ class Recorder:
 
 @pytest.fixture
 def pair(etcd1: EtcdCluster):
+    put_bare_genesis(etcd1.endpoints, SHIP)
     a, b = Coordinator(etcd1.client_urls, SHIP), Coordinator(etcd1.endpoints, SHIP)
     yield a, b
     a.close()
@@ -85,23 +88,23 @@ def test_leases(pair) -> None:
     with pytest.raises(LeaseLost):
         a.keepalive(lease)
     with pytest.raises(LeaseLost):
-        a.campaign("a", lease, {})
+        a.campaign("a", lease, {}, G)
 
 
 def test_campaign_single_winner_then_takeover_after_expiry(pair, etcd1: EtcdCluster) -> None:
     a, b = pair
     la, lb = a.grant_lease(2), b.grant_lease(10)
-    won = a.campaign("a", la, {"grpc": "127.0.0.1:1", "udp": 2})
+    won = a.campaign("a", la, {"grpc": "127.0.0.1:1", "udp": 2}, G)
     assert won is not None and won.node_id == "a" and won.lease_id == la
     assert won.epoch == raw_create_revision(etcd1, f"/seguro/{SHIP}/master")
-    assert b.campaign("b", lb, {"grpc": "127.0.0.1:3"}) is None
-    assert a.campaign("a", la, {"grpc": "127.0.0.1:1", "udp": 2}) == won  # a retried win is still a win
+    assert b.campaign("b", lb, {"grpc": "127.0.0.1:3"}, G) is None
+    assert a.campaign("a", la, {"grpc": "127.0.0.1:1", "udp": 2}, G) == won  # a retried win is still a win
     seen = b.master()
     assert (seen.node_id, seen.epoch, seen.info) == ("a", won.epoch, {"grpc": "127.0.0.1:1", "udp": 2})
     assert seen.ttl_remaining_s is not None and seen.ttl_remaining_s <= 2
     # a stops keeping its lease alive: b wins within a few seconds, with a higher epoch
     started = time.monotonic()
-    new = wait_for(lambda: b.campaign("b", lb, {"grpc": "127.0.0.1:3"}), timeout_s=8)
+    new = wait_for(lambda: b.campaign("b", lb, {"grpc": "127.0.0.1:3"}, G), timeout_s=8)
     assert new.node_id == "b" and new.epoch > won.epoch and time.monotonic() - started < 6
     assert a.resign(won.epoch) is False and b.master().epoch == new.epoch
     assert b.resign(new.epoch) is True and a.master() is None
@@ -109,7 +112,7 @@ def test_campaign_single_winner_then_takeover_after_expiry(pair, etcd1: EtcdClus
 
 def test_append_fencing_heads_and_no_fork(pair) -> None:
     a, b = pair
-    ma = a.campaign("a", a.grant_lease(10), {})
+    ma = a.campaign("a", a.grant_lease(10), {}, G)
     assert a.head() == (0, 0)
     for first in (1, 4, 7):
         result = a.append(ma.epoch, first - 1, batch(ma.epoch, first, 3))
@@ -124,7 +127,7 @@ def test_append_fencing_heads_and_no_fork(pair) -> None:
         a.append(ma.epoch, 9, batch(ma.epoch, 11, 1))  # not contiguous
     # a new master: the old one is fenced, even with the right head
     assert a.resign(ma.epoch)
-    mb = b.campaign("b", b.grant_lease(10), {})
+    mb = b.campaign("b", b.grant_lease(10), {}, G)
     stale = a.append(ma.epoch, 9, batch(ma.epoch, 10, 1))
     assert stale.fence_lost and stale.master_epoch == mb.epoch and stale.head_event == 9
     assert b.append(mb.epoch, 9, batch(mb.epoch, 10, 2)).ok
@@ -141,7 +144,7 @@ def test_append_fencing_heads_and_no_fork(pair) -> None:
 
 def test_oversized_refused_and_chunked_event_round_trips(pair) -> None:
     a, _ = pair
-    m = a.campaign("a", a.grant_lease(10), {})
+    m = a.campaign("a", a.grant_lease(10), {}, G)
     with pytest.raises(ValueError, match="MAX_REQUEST_BYTES"):
         a.append(
             m.epoch,
@@ -172,7 +175,7 @@ def test_oversized_refused_and_chunked_event_round_trips(pair) -> None:
 
 def test_read_ranges_trim_compact_and_replicas(pair) -> None:
     a, b = pair
-    m = a.campaign("a", a.grant_lease(10), {})
+    m = a.campaign("a", a.grant_lease(10), {}, G)
     assert list(a.read_batches(1)) == []
     for first in range(1, 16, 3):  # batches at 1, 4, 7, 10, 13
         assert a.append(m.epoch, first - 1, batch(m.epoch, first, 3)).ok
@@ -213,10 +216,11 @@ def test_etcd_down_raises_in_bounded_time(etcd1: EtcdCluster) -> None:
 
 
 def test_three_members_survive_member_loss_and_watch_follows(etcd3: EtcdCluster) -> None:
+    put_bare_genesis(etcd3.endpoints, SHIP)
     a, b = Coordinator(etcd3.client_urls, SHIP), Coordinator(etcd3.client_urls, SHIP)
     seen = Recorder()
     try:
-        m = a.campaign("a", a.grant_lease(10), {"grpc": "x"})
+        m = a.campaign("a", a.grant_lease(10), {"grpc": "x"}, G)
         watch = a.watch_master(seen, poll_interval_s=0.5)
         wait_for(lambda: seen.last_is(lambda i: i is not None and i.epoch == m.epoch))
         assert a.append(m.epoch, 0, batch(m.epoch, 1, 4)).ok
@@ -233,14 +237,14 @@ def test_three_members_survive_member_loss_and_watch_follows(etcd3: EtcdCluster)
             etcd3.restart(victim)
         # the watch still delivers changes: a resigns, b takes over
         assert a.resign(m.epoch)
-        mb = b.campaign("b", b.grant_lease(10), {"grpc": "y"})
+        mb = b.campaign("b", b.grant_lease(10), {"grpc": "y"}, G)
         wait_for(lambda: seen.last_is(lambda i: i is not None and i.node_id == "b" and i.epoch == mb.epoch))
         # a hung member the watch streams from: the watch moves on by itself and replays, in order, both
         # changes made while it was stuck (a re-read alone would only show the last one)
         paused, sessions_before = watch.endpoint, watch.sessions
         etcd3.pause(etcd3.client_urls.index("http://" + paused))
         assert b.resign(mb.epoch)
-        ma2 = a.campaign("a", a.grant_lease(10), {"grpc": "x"})
+        ma2 = a.campaign("a", a.grant_lease(10), {"grpc": "x"}, G)
         wait_for(lambda: seen.last_is(lambda i: i is not None and i.epoch == ma2.epoch))
         # it left the hung member by itself (a later session may come back round to it: not asserted)
         assert watch.sessions > sessions_before, (paused, watch.endpoint, watch.sessions)

@@ -267,7 +267,8 @@ def test_failed_boot_is_a_play_bail(tmp_path: Path) -> None:
 
 
 def test_the_seguro_ship_cli_is_the_same_runtime(tmp_path: Path) -> None:
-    argv = [sys.executable, "-c", "from seguro.cli import main; main()", "ship", "--pier", str(tmp_path)]
+    cli = [sys.executable, "-c", "from seguro.cli import main; main()"]
+    argv = [*cli, "ship", "serve", "--pier", str(tmp_path)]
     with Serf(argv, timeout_s=10) as serf:
         serf.play(1, kernel.boot_events("~zod", WALL_S))
         done = serf.work(packet_event(1))

@@ -182,7 +182,7 @@ def test_module_entry_point_speaks_newt_and_exits_1_on_eof(tmp_path: Path) -> No
 
 
 def test_cli_command_has_the_same_options() -> None:
-    result = CliRunner().invoke(cli_main, ["ship", "--help"])
+    result = CliRunner().invoke(cli_main, ["ship", "serve", "--help"])
     assert result.exit_code == 0
     assert (
         "--pier" in result.output and "--max-frame-bytes" in result.output and "--log-level" in result.output
@@ -197,7 +197,7 @@ def test_cli_command_has_the_same_options() -> None:
 
 def test_bad_ship_flags_are_usage_errors(tmp_path: Path) -> None:
     for flags in (["--log-level", "FOO"], ["--max-frame-bytes", "0"], ["--fault-diverge-at", "-1"]):
-        result = CliRunner().invoke(cli_main, ["ship", "--pier", str(tmp_path), *flags])
+        result = CliRunner().invoke(cli_main, ["ship", "serve", "--pier", str(tmp_path), *flags])
         assert result.exit_code == 2, flags
 
 

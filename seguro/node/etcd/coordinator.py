@@ -42,11 +42,13 @@ from seguro.node.etcd.schema import (  # noqa: F401 - re-exported: the etcd laye
     CoordinationError,
     CoordinationUnavailable,
     FenceLost,
+    Genesis,
     Keys,
     LeaseLost,
     LogTrimmed,
     MasterInfo,
     OnMasterChange,
+    ShipExists,
     check_name,
     decode_master,
     describe,
@@ -157,17 +159,55 @@ class Coordinator:
         with contextlib.suppress(LeaseLost):  # already gone: revoking is idempotent
             self._call("revoke", self._client.revoke_lease, lease_id)
 
+    # ---- genesis ----
+
+    def create_genesis(self, genesis: Genesis, records: Sequence[bytes]) -> None:
+        """Bring the ship's log into being: the genesis record and its first batch (epoch 0, no master yet)
+        in one Txn that fails if the ship has a genesis or a log. ShipExists names what is there."""
+        if not records:
+            raise ValueError("a ship's first batch cannot be empty")
+        k, t = self.keys, self._t
+        first, last = genesis.first_event, genesis.first_event + len(records) - 1
+        wire = [pb.Record(event=first + i, data=r) for i, r in enumerate(records)]
+        value = encode_batch(0, first - 1, pb.Batch(epoch=0, first_event=first, records=wire))
+        compare = [t.version(k.genesis) == 0, t.version(k.head) == 0]
+        success = [
+            t.put(k.genesis, genesis.encode()), t.put(k.log(first), value), t.put(k.head, head_value(last, 0))
+        ]  # fmt: skip
+        ok, replies = self._txn("create_genesis", compare, success, [t.get(k.genesis), t.get(k.head)])
+        if ok:
+            return
+        found, heads = replies
+        if found and found[0][0] == genesis.encode():
+            return  # our own retried attempt had landed
+        if found:
+            raise ShipExists(f"ship {self.ship} already exists (genesis {Genesis.decode(found[0][0]).id})")
+        raise ShipExists(f"etcd already holds a log for ship {self.ship} (head {parse_head(heads[0][0])[0]}) "
+                         "with no genesis record")  # fmt: skip
+
+    def genesis(self) -> Genesis | None:
+        """The ship's genesis record; None when the ship has not been created in this etcd."""
+        return self.genesis_at()[0]
+
+    def genesis_at(self) -> tuple[Genesis | None, int]:
+        """The ship's genesis record (None: not created) and the etcd revision it was read at."""
+        reply = self._call("genesis", self._client.get_response, self.keys.genesis)
+        value = reply.kvs[0].value if reply.kvs else None
+        return (None if value is None else Genesis.decode(value)), reply.header.revision
+
     # ---- master election ----
 
-    def campaign(self, node_id: str, lease_id: int, info: dict) -> MasterInfo | None:
-        """Become master iff nobody is; the key's create_revision is the epoch. None when another holds it."""
+    def campaign(self, node_id: str, lease_id: int, info: dict, genesis: Genesis) -> MasterInfo | None:
+        """Become master iff nobody is and the ship's genesis is still `genesis` (a wiped or re-created ship
+        elects no one of the old one); the key's create_revision is the epoch. None when another holds it."""
         check_name("node_id", node_id)
         value = encode_master(node_id, info)
         k, t = self.keys.master, self._t
-        won, replies = self._txn(
-            "campaign", [t.create(k) == 0], [t.put(k, value, lease=lease_id), t.get(k)], [t.get(k)]
-        )
+        compare = [t.create(k) == 0, t.value(self.keys.genesis) == genesis.encode()]
+        won, replies = self._txn("campaign", compare, [t.put(k, value, lease=lease_id), t.get(k)], [t.get(k)])
         kvs = replies[-1]
+        if not won and not kvs:
+            raise CoordinationError(f"campaign refused: ship {self.ship}'s genesis is not {genesis.id}")
         require(len(kvs) == 1, "master key absent inside the campaign Txn", ship=self.ship, won=won)
         held, meta = kvs[0]
         if won or (meta.lease_id == lease_id and held == value):  # the latter: a retried, applied attempt

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
 import grpc
@@ -65,6 +65,34 @@ class MasterInfo:
 OnMasterChange = Callable[[MasterInfo | None, int], None]
 
 
+class ShipExists(CoordinationError):
+    """`create_genesis` found the ship already in etcd (its genesis, or a log from before genesis records)."""
+
+
+@dataclass(frozen=True)
+class Genesis:
+    """The record that brings a ship's log into being, written once with its first batch. `id` is random:
+    the same ship name created again (after etcd was wiped, on another cluster) is another genesis, and
+    every replica, push stream and campaign checks it."""
+
+    id: str
+    who: str
+    created_by: str
+    created_at: str
+    first_event: int = 1
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def decode(cls, value: bytes) -> Genesis:
+        try:
+            fields = json.loads(value)
+            return cls(**{k: fields[k] for k in ("id", "who", "created_by", "created_at", "first_event")})
+        except (ValueError, KeyError, TypeError) as e:
+            raise CoordinationError(f"the ship's genesis record in etcd is unreadable: {e}") from e
+
+
 @dataclass(frozen=True)
 class AppendResult:
     """ok: committed (duplicate: found already committed by an earlier attempt). Otherwise fence_lost, or the
@@ -96,6 +124,10 @@ class Keys:
     @property
     def head(self) -> str:
         return self.prefix + "head"
+
+    @property
+    def genesis(self) -> str:
+        return self.prefix + "genesis"
 
     def log(self, first_event: int) -> str:
         return f"{self.prefix}log/{first_event:020d}"

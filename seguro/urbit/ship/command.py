@@ -1,4 +1,5 @@
-"""The reference ship's one entry point: `seguro ship` and `python -m seguro.urbit.ship` are this command.
+"""The reference ship's one entry point: `seguro ship serve` and `python -m seguro.urbit.ship` are this
+command.
 
 A king (seguro.urbit.serf.Serf) starts it and talks newt frames over its stdin/stdout, so it is not meant
 to be run by hand except to see that it starts.
@@ -15,7 +16,7 @@ from seguro.urbit import newt
 from seguro.urbit.ship.worker import run
 
 
-@click.command("ship")
+@click.command("serve")
 @click.option(
     "--pier", required=True, type=click.Path(file_okay=False, path_type=Path), help="directory for snapshots"
 )

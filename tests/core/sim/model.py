@@ -39,6 +39,17 @@ class MemEtcd:
     trimmed_below: int = 1  # readers see events from here on
     _next_lease: int = 100
     master_changes: list[tuple[float, str | None, int]] = field(default_factory=list)
+    genesis: str | None = None  # the ship does not exist until create_genesis
+
+    def create_genesis(self, genesis_id: str, records: tuple[bytes, ...]) -> bool:
+        """`seguro ship create`: the genesis and the first batch (epoch 0) in one Txn; False if it exists."""
+        if self.genesis is not None or self.log:
+            return False
+        self.revision += 1
+        self.genesis = genesis_id
+        self.log.extend((0, r) for r in records)
+        self.batches.append(m.Batch(0, 1, records))
+        return True
 
     @property
     def head(self) -> int:
@@ -92,8 +103,11 @@ class MemEtcd:
         self.master = key
         self.master_changes.append((now_s, key.holder if key else None, self.revision))
 
-    def campaign(self, node_id: str, lease_id: int, now_s: float) -> m.CampaignResult:
+    def campaign(self, node_id: str, lease_id: int, genesis: str | None, now_s: float) -> m.CampaignResult:
+        """The real Txn also compares the genesis key's value with the campaigner's genesis."""
         self.expire(now_s)
+        if genesis is None or genesis != self.genesis:
+            return m.CampaignResult(won=False, lease_id=lease_id, error=f"genesis is not {genesis}")
         if not self.lease_alive(lease_id, now_s):
             return m.CampaignResult(won=False, lease_id=lease_id, error="lease not found")
         if self.master is not None:

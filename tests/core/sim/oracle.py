@@ -45,6 +45,8 @@ class Oracle:
     def check_persist(self, node: SimNode, batch: m.Batch) -> None:
         """A replica persists only events etcd committed, contiguously."""
         etcd = self.world.etcd
+        if node.core.genesis is None or node.core.genesis != etcd.genesis:
+            self.violation(f"{node.node_id} persists events while its genesis is {node.core.genesis}")
         if batch.first_event != len(node.log) + 1:
             self.violation(f"{node.node_id} persists {batch.first_event} onto a log of {len(node.log)}")
         for offset, record in enumerate(batch.records):
@@ -63,6 +65,8 @@ class Oracle:
         boot or a lost event."""
         etcd = self.world.etcd
         key = etcd.master
+        if etcd.genesis is None or node.core.genesis != etcd.genesis:
+            self.violation(f"{node.node_id} emits for genesis {node.core.genesis}, etcd holds {etcd.genesis}")
         if key is None or key.holder != node.node_id or key.create_revision != node.core.epoch:
             self.violation(f"double boot: {node.node_id} emits while the master key is {key}")
         if not etcd.lease_alive(key.lease_id, self.world.now_s):

@@ -46,6 +46,7 @@ class SimNode:
     push_next: dict[str, int] = field(default_factory=dict)
     mailbox: deque[m.Event] = field(default_factory=deque)
     wake_scheduled: bool = False
+    genesis: str | None = None  # what the node's local log metadata says, kept across crashes
     cut_until_s: float = 0.0  # cut off from etcd: requests lost, replies already on their way held up
     stall_on_lease_reply_s: float = 0.0  # the next lease reply finds it paused: it is handled this late
 
@@ -59,7 +60,8 @@ class World:
         self.ttl_s, self.ack_replicas, self.retain_events = ttl_s, ack_replicas, retain_events
         self.queue: list[tuple[float, int, Callable[[], None]]] = []
         self.counter = itertools.count()
-        self.nodes = {f"n{i}": self._fresh(f"n{i}", []) for i in range(nodes)}
+        self.nodes = {f"n{i}": self._fresh(f"n{i}", [], None) for i in range(nodes)}
+        self.genesis_id = f"genesis-{seed}"
         self.oracle = Oracle(self)
         self.faults = True
         self.watch_drop_p, self.commit_reply_loss_p = 0.2, 0.05
@@ -69,14 +71,14 @@ class World:
 
     # ---- plumbing -----------------------------------------------------------------------------
 
-    def _fresh(self, node_id: str, log: list[bytes]) -> SimNode:
+    def _fresh(self, node_id: str, log: list[bytes], genesis: str | None) -> SimNode:
         cfg = Config(
             node_id=node_id,
             lease_ttl_s=self.ttl_s,
             ack_replicas=self.ack_replicas,
             etcd_retain_events=self.retain_events,
         )
-        return SimNode(node_id, Replica(cfg, durable_event=len(log)), log=log)
+        return SimNode(node_id, Replica(cfg, len(log), genesis), log=log, genesis=genesis)
 
     def at(self, delay_s: float, fn: Callable[[], None]) -> None:
         heapq.heappush(self.queue, (self.now_s + delay_s, next(self.counter), fn))
@@ -140,13 +142,19 @@ class World:
     # ---- the driver's part --------------------------------------------------------------------
 
     def perform(self, node: SimNode, ready: m.Ready) -> None:
+        if ready.record_genesis is not None:
+            node.genesis = ready.record_genesis
+        if ready.halt:
+            self.violation(f"{node.node_id} halted: {ready.halt}")
         for batch in ready.persist:
             self._persist(node, batch)
         for ack in ready.acks:
             master = self.nodes[f"n{ack.stream_id}"]
             if not ack.error:
                 self.deliver(master, m.FollowerAck(node.node_id, ack.durable_event))
-                master.push_next[node.node_id] = ack.durable_event + 1
+            # An error ack ends the real stream; the reconnect's hello is answered with the follower's
+            # position, so the next push starts there either way (and is not counted as an ack).
+            master.push_next[node.node_id] = ack.durable_event + 1
         if ready.commit is not None:
             self._commit(node, ready.commit)
         for eve, effects in ready.release:
@@ -157,12 +165,6 @@ class World:
             self._run(node, str(job))
         if ready.apply_to is not None:
             self._apply(node, ready.apply_to)
-        if ready.boot:
-            records = []
-            for job in ("boot-formula", "boot-event"):
-                node.rt_mug, node.rt_eve = chain_mug(node.rt_mug, job), node.rt_eve + 1
-                records.append(encode(node.rt_mug, job))
-            self._runtime_done(node, m.Booted(tuple(records)))
         self._etcd_requests(node, ready)
         if ready.trim_below is not None:
             self._trim(node, ready.trim_below)
@@ -257,10 +259,10 @@ class World:
 
             self.at(self.lat(), renew)
         if ready.campaign:
-            lease_id = node.core.lease_id() or -1
+            lease_id, genesis = node.core.lease_id() or -1, node.core.genesis
 
             def campaign() -> None:
-                self.reply(node, self.etcd.campaign(node.node_id, lease_id, self.now_s))
+                self.reply(node, self.etcd.campaign(node.node_id, lease_id, genesis, self.now_s))
                 self.notify_master()
 
             self.at(self.lat(), campaign)
@@ -323,7 +325,8 @@ class World:
                 first = master.push_next.get(follower.node_id, len(master.log) + 1)
                 records = tuple(master.log[first - 1 : first - 1 + 50])
                 batch = m.Batch(0, first, records)
-                self.deliver(follower, m.BatchReceived(index, batch, master.core.epoch))
+                genesis = master.core.genesis or ""
+                self.deliver(follower, m.BatchReceived(index, batch, master.core.epoch, genesis))
 
     def _traffic(self) -> None:
         self.packets += 1
@@ -353,10 +356,11 @@ class World:
         node.crashed, node.generation = True, node.generation + 1
 
         def restart() -> None:
-            fresh = self._fresh(node.node_id, node.log)
+            fresh = self._fresh(node.node_id, node.log, node.genesis)
             self.nodes[node.node_id] = fresh
             self._boot_runtime(fresh)
             self.deliver(fresh, self.etcd.observe())
+            self.deliver(fresh, m.GenesisObserved(self.etcd.genesis, self.etcd.revision))
 
         self.at(down_s, restart)
 
@@ -369,10 +373,29 @@ class World:
         for node in self.nodes.values():
             if not self.cut(node):
                 self.reply(node, self.etcd.observe())
+                self.reply(node, m.GenesisObserved(self.etcd.genesis, self.etcd.revision))
 
     # ---- running ------------------------------------------------------------------------------
 
-    def run(self, fault_s: float, quiet_s: float, max_steps: int = 2_000_000) -> None:
+    def create_ship(self) -> None:
+        """`seguro ship create`: the genesis with the boot sequence as its first batch, then the nodes hear
+        of it at their next poll of etcd (or now, for those whose read is not lost)."""
+        records, mug = [], 0
+        for job in ("boot-formula", "boot-event"):
+            mug = chain_mug(mug, job)
+            records.append(encode(mug, job))
+        if not self.etcd.create_genesis(self.genesis_id, tuple(records)):
+            self.violation("the ship was created twice")
+        for node in self.nodes.values():
+            if not (self.faults and self.rng.random() < self.watch_drop_p):
+                self.reply(node, m.GenesisObserved(self.etcd.genesis, self.etcd.revision))
+
+    def run(
+        self, fault_s: float, quiet_s: float, max_steps: int = 2_000_000, create_at_s: float | None = None
+    ) -> None:
+        """Run until `fault_s + quiet_s`; the ship is created at `create_at_s` (default: a random moment in
+        the first 3 s, so nodes start before their ship exists and must wait for it)."""
+        self.at(self.rng.uniform(0.0, 3.0) if create_at_s is None else create_at_s, self.create_ship)
         for node in self.nodes.values():
             self._every(
                 TICK_S, lambda n=node.node_id: self._handle(self.nodes[n], self.nodes[n].generation, None)

@@ -37,41 +37,55 @@ class PushMessage(_message.Message):
     def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., batch: _Optional[_Union[Batch, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("master_id", "epoch")
+    __slots__ = ("master_id", "epoch", "ship", "genesis")
     MASTER_ID_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
+    SHIP_FIELD_NUMBER: _ClassVar[int]
+    GENESIS_FIELD_NUMBER: _ClassVar[int]
     master_id: str
     epoch: int
-    def __init__(self, master_id: _Optional[str] = ..., epoch: _Optional[int] = ...) -> None: ...
+    ship: str
+    genesis: str
+    def __init__(self, master_id: _Optional[str] = ..., epoch: _Optional[int] = ..., ship: _Optional[str] = ..., genesis: _Optional[str] = ...) -> None: ...
 
 class Ack(_message.Message):
-    __slots__ = ("replica_id", "durable_event", "applied_event", "highest_epoch", "error")
+    __slots__ = ("replica_id", "durable_event", "applied_event", "highest_epoch", "error", "ship", "genesis")
     REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
     DURABLE_EVENT_FIELD_NUMBER: _ClassVar[int]
     APPLIED_EVENT_FIELD_NUMBER: _ClassVar[int]
     HIGHEST_EPOCH_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    SHIP_FIELD_NUMBER: _ClassVar[int]
+    GENESIS_FIELD_NUMBER: _ClassVar[int]
     replica_id: str
     durable_event: int
     applied_event: int
     highest_epoch: int
     error: str
-    def __init__(self, replica_id: _Optional[str] = ..., durable_event: _Optional[int] = ..., applied_event: _Optional[int] = ..., highest_epoch: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    ship: str
+    genesis: str
+    def __init__(self, replica_id: _Optional[str] = ..., durable_event: _Optional[int] = ..., applied_event: _Optional[int] = ..., highest_epoch: _Optional[int] = ..., error: _Optional[str] = ..., ship: _Optional[str] = ..., genesis: _Optional[str] = ...) -> None: ...
 
 class FetchRequest(_message.Message):
-    __slots__ = ("from_event", "to_event")
+    __slots__ = ("from_event", "to_event", "ship", "genesis", "replica_id")
     FROM_EVENT_FIELD_NUMBER: _ClassVar[int]
     TO_EVENT_FIELD_NUMBER: _ClassVar[int]
+    SHIP_FIELD_NUMBER: _ClassVar[int]
+    GENESIS_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
     from_event: int
     to_event: int
-    def __init__(self, from_event: _Optional[int] = ..., to_event: _Optional[int] = ...) -> None: ...
+    ship: str
+    genesis: str
+    replica_id: str
+    def __init__(self, from_event: _Optional[int] = ..., to_event: _Optional[int] = ..., ship: _Optional[str] = ..., genesis: _Optional[str] = ..., replica_id: _Optional[str] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("id", "role", "epoch", "durable_event", "applied_event", "committed_event", "effects_sent", "datagrams_dropped", "error")
+    __slots__ = ("id", "role", "epoch", "durable_event", "applied_event", "committed_event", "effects_sent", "datagrams_dropped", "error", "genesis")
     ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +95,7 @@ class NodeStatus(_message.Message):
     EFFECTS_SENT_FIELD_NUMBER: _ClassVar[int]
     DATAGRAMS_DROPPED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    GENESIS_FIELD_NUMBER: _ClassVar[int]
     id: str
     role: str
     epoch: int
@@ -90,7 +105,8 @@ class NodeStatus(_message.Message):
     effects_sent: int
     datagrams_dropped: int
     error: str
-    def __init__(self, id: _Optional[str] = ..., role: _Optional[str] = ..., epoch: _Optional[int] = ..., durable_event: _Optional[int] = ..., applied_event: _Optional[int] = ..., committed_event: _Optional[int] = ..., effects_sent: _Optional[int] = ..., datagrams_dropped: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    genesis: str
+    def __init__(self, id: _Optional[str] = ..., role: _Optional[str] = ..., epoch: _Optional[int] = ..., durable_event: _Optional[int] = ..., applied_event: _Optional[int] = ..., committed_event: _Optional[int] = ..., effects_sent: _Optional[int] = ..., datagrams_dropped: _Optional[int] = ..., error: _Optional[str] = ..., genesis: _Optional[str] = ...) -> None: ...
 
 class PokeRequest(_message.Message):
     __slots__ = ("jam",)
@@ -99,12 +115,14 @@ class PokeRequest(_message.Message):
     def __init__(self, jam: _Optional[bytes] = ...) -> None: ...
 
 class PokeReply(_message.Message):
-    __slots__ = ("accepted", "error")
+    __slots__ = ("accepted", "error", "event")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
     accepted: bool
     error: str
-    def __init__(self, accepted: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+    event: int
+    def __init__(self, accepted: _Optional[bool] = ..., error: _Optional[str] = ..., event: _Optional[int] = ...) -> None: ...
 
 class StepDownRequest(_message.Message):
     __slots__ = ()

@@ -1,0 +1,39 @@
+"""`seguro ship`: create a ship (its genesis in etcd), and run the reference ship's runtime."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import click
+
+from seguro.node.etcd.coordinator import CoordinationError
+from seguro.ops.ship import create_ship
+from seguro.urbit.ship.command import command as serve_command
+
+
+@click.group("ship")
+def group() -> None:
+    """A ship's life in Seguro: create it; the reference runtime nodes run for it."""
+
+
+@group.command("create")
+@click.option("--etcd", required=True, envvar="SEGURO_ETCD", help="Comma-separated etcd client URLs.")
+@click.option("--ship", required=True, envvar="SEGURO_SHIP", help="The ship's name in etcd.")
+@click.option("--who", default="~zod", show_default=True, help="The reference ship's @p.")
+@click.option("--json", "as_json", is_flag=True)
+def create(etcd: str, ship: str, who: str, as_json: bool) -> None:
+    """Bring a reference ship into being: its genesis record and boot events, once. Fails if it exists."""
+    try:
+        genesis = create_ship(etcd, ship, who)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    except CoordinationError as e:  # ShipExists among them
+        raise click.ClickException(str(e)) from None
+    if as_json:
+        click.echo(json.dumps({"ship": ship, **asdict(genesis)}))
+    else:
+        click.echo(f"created ship {ship} ({who}), genesis {genesis.id}")
+
+
+group.add_command(serve_command, "serve")

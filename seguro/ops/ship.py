@@ -1,0 +1,36 @@
+"""Bringing a ship into being: the genesis record and the ship's first batch, written once in etcd.
+
+A node never boots a ship on its own (a mistyped --ship or a wiped etcd would otherwise start a second
+copy of a ship that runs elsewhere: a double boot). `create_ship` is the one way a reference ship's log
+begins; a real ship's log enters by pier import.
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+import time
+import uuid
+from datetime import UTC, datetime
+
+from seguro.node.etcd.coordinator import Coordinator, Genesis
+from seguro.urbit.record import encode_record
+from seguro.urbit.ship.kernel import boot_events
+
+
+def new_genesis(who: str, now_s: float, first_event: int = 1) -> Genesis:
+    """A genesis with a fresh random id, saying who created it, where and when."""
+    created_at = datetime.fromtimestamp(now_s, UTC).isoformat(timespec="seconds")
+    creator = f"{getpass.getuser()}@{socket.gethostname()}"
+    return Genesis(uuid.uuid4().hex, who, creator, created_at, first_event)
+
+
+def create_ship(etcd: str, ship: str, who: str = "~zod", now_s: float | None = None) -> Genesis:
+    """Write the reference ship's genesis and its boot sequence as events 1.. (vere stores boot events
+    with mug 0). ShipExists when the name is taken in this etcd; ValueError for a malformed @p."""
+    now_s = time.time() if now_s is None else now_s
+    records = [encode_record(0, event) for event in boot_events(who, now_s)]
+    genesis = new_genesis(who, now_s)
+    with Coordinator(etcd, ship) as coord:
+        coord.create_genesis(genesis, records)
+    return genesis
