@@ -42,6 +42,13 @@ def group() -> None:
 @click.option("--ack-replicas", type=int, help="Followers that must hold an event before its effects leave.")
 @click.option("--max-event-bytes", type=int, help="Largest event accepted (default 64 MiB).")
 @click.option("--etcd-retain-events", type=int, help="Committed events kept in etcd (default 100000).")
+@click.option("--etcd-retain-bytes", type=int, help="...and at most these bytes of them (default 256 MiB).")
+@click.option("--nofailover/--failover", default=None, help="Never campaign for master (a witness).")
+@click.option("--failover-priority", type=int, help="Among replicas as far along, higher goes first.")
+@click.option("--failover-grace", "failover_grace_s", type=float,
+              help="Seconds to defer to better replicas while there is no master (default 2 TTLs).")
+@click.option("--promotion-timeout", "promotion_timeout_s", type=float,
+              help="A new master not serving after this many seconds resigns (default 300).")
 @click.option(
     "--runtime", "runtime_cmd", help="Runtime command (serf protocol); default: the reference ship."
 )

@@ -116,15 +116,17 @@ def cluster() -> None:
 @click.option("--ship", default="zod", show_default=True)
 @click.option("--ack-replicas", type=click.IntRange(min=0), help="Passed to every node.")
 @click.option("--max-event-bytes", type=click.IntRange(1024, 1 << 30), help="Passed to every node.")
+@click.option("--etcd-retain-events", type=click.IntRange(min=0), help="Passed to every node.")
+@click.option("--etcd-retain-bytes", type=click.IntRange(min=0), help="Passed to every node.")
 @click.option("--json", "as_json", is_flag=True)
-def cluster_up(workdir: Path, replicas: int, ttl: int, ship: str, ack_replicas: int | None,
-               max_event_bytes: int | None, as_json: bool) -> None:  # fmt: skip
-    """Start the cluster in the background; return once a master is elected."""
+def cluster_up(
+    workdir: Path, replicas: int, ttl: int, ship: str, as_json: bool, **passed: int | None
+) -> None:
+    """Create the ship and start the cluster in the background; return once a master is elected."""
     extra = []
-    if ack_replicas is not None:
-        extra += ["--ack-replicas", str(ack_replicas)]
-    if max_event_bytes is not None:
-        extra += ["--max-event-bytes", str(max_event_bytes)]
+    for name, value in passed.items():
+        if value is not None:
+            extra += ["--" + name.replace("_", "-"), str(value)]
     try:
         state = local.up(workdir.resolve(), replicas=replicas, ttl_s=ttl, ship=ship, extra=extra)
     except local.ClusterError as e:

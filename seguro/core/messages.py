@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from seguro.core.election import PeerView
+
 
 @dataclass(frozen=True)
 class Batch:
@@ -75,6 +77,13 @@ class MasterObserved:
     holder: str | None
     epoch: int
     revision: int
+
+
+@dataclass(frozen=True)
+class PeersObserved:
+    """The other replicas as their published statuses show them: who may serve before us."""
+
+    peers: tuple[PeerView, ...]
 
 
 @dataclass(frozen=True)
@@ -203,6 +212,7 @@ Event = (
     | LeaseRequestFailed
     | GenesisObserved
     | MasterObserved
+    | PeersObserved
     | CampaignResult
     | CatchUpFetched
     | CatchUpDone

@@ -15,6 +15,7 @@ class EffectGate:
         self.ack_replicas = ack_replicas
         self._held: dict[int, tuple[object, ...]] = {}
         self._acks: dict[str, int] = {}
+        self._members: set[str] | None = None  # the registry as last seen; None until first seen
 
     def __len__(self) -> int:
         """Events whose effects are held."""
@@ -31,16 +32,20 @@ class EffectGate:
         return count
 
     def ack(self, replica_id: str, durable_event: int) -> None:
-        """A follower's durable position now (acks come in order over its one push stream)."""
-        self._acks[replica_id] = durable_event
+        """A follower's durable position now (acks come in order over its one push stream). A replica
+        not in the registry (forgotten; its stream not stopped yet) does not count."""
+        if self._members is None or replica_id in self._members:
+            self._acks[replica_id] = durable_event
 
     def forget_acks(self) -> None:
         """A new term: acks made to an earlier master say nothing about this one's streams."""
         self._acks.clear()
 
-    def held_elsewhere(self) -> int:
-        """The highest event some follower holds durably: etcd may be trimmed up to it, never past."""
-        return max(self._acks.values(), default=0)
+    def keep_acks_of(self, replica_ids: set[str]) -> None:
+        """Only replicas in the registry count: an operator's forget-replica takes effect at once."""
+        self._members = set(replica_ids)
+        for gone in [r for r in self._acks if r not in replica_ids]:
+            del self._acks[gone]
 
     def ack_floor(self, committed: int) -> int:
         """Highest event that at least `ack_replicas` followers hold durably."""

@@ -25,8 +25,12 @@ import logging
 from seguro.core import messages as m
 from seguro.core.batcher import Batcher
 from seguro.core.config import Config
+from seguro.core.election import Candidacy, Elector
 from seguro.core.fencing import LeaseKeeper
+from seguro.core.genesis import genesis_verdict
+from seguro.core.promotion import Promotion
 from seguro.core.release import EffectGate
+from seguro.core.retention import Retention
 from seguro.invariant import require
 
 log = logging.getLogger(__name__)
@@ -53,13 +57,10 @@ class Replica:
         self.stop_reason = ""
         self._keeper = LeaseKeeper(config.lease_ttl_s, config.lease_margin_s)
         self._master: m.MasterObserved | None = None
-        self._campaign_inflight = False
-        self._last_campaign_s = float("-inf")
+        self._elector = Elector(config.campaign_retry_s, config.failover_grace_s)
+        self._promotion = Promotion(config.catch_up_retry_s, config.promotion_timeout_s)
         self._last_resign_s = float("-inf")
-        self._caught_up = False
-        self._catch_up_inflight = False
-        self._catch_up_retry_at_s = 0.0
-        self._last_trim_below = 0
+        self._retention = Retention(config.etcd_retain_events, config.etcd_retain_bytes)
         self._running = 0  # jobs handed to the runtime and not yet answered
         self._last_worked = 0  # highest event the runtime has reported done
         self._batcher = Batcher(config.max_batch_bytes, config.max_batch_events)
@@ -106,6 +107,9 @@ class Replica:
             "lease_remaining_s": round(self._keeper.remaining_s(now_s), 3),
             "error": self.stop_reason or (WAITING_REASON if self.role == WAITING else ""),
             "genesis": self.genesis or "",
+            "nofailover": self.cfg.nofailover,
+            "failover_priority": self.cfg.failover_priority,
+            "campaign": self._elector.why_not if self.role == FOLLOWER else "",
             **self.counters,
         }
 
@@ -135,18 +139,13 @@ class Replica:
         if ev.revision < self._genesis_revision:
             return  # an older read than one we already acted on
         self._genesis_revision = ev.revision
-        seen, mine = ev.genesis_id, self.genesis
-        if mine is None and self.durable > 0:
-            self._halt(f"the local log holds events 1..{self.durable} but no genesis id", ready)
-        elif seen is None and mine is not None:
-            self._halt(f"etcd holds no genesis for this ship, but the local log belongs to genesis {mine} "
-                       "(etcd wiped or restored, or the wrong etcd cluster)", ready)  # fmt: skip
-        elif seen is not None and mine is not None and seen != mine:
-            self._halt(f"the local log belongs to genesis {mine}, etcd holds genesis {seen}", ready)
-        elif seen is not None:
-            if mine is None:
-                self.genesis = ready.record_genesis = seen
-                log.info("joined the ship", extra={"genesis": seen})
+        join, refuse = genesis_verdict(self.genesis, self.durable, ev.genesis_id)
+        if refuse:
+            self._halt(refuse, ready)
+        elif join is not None:
+            if self.genesis is None:
+                self.genesis = ready.record_genesis = join
+                log.info("joined the ship", extra={"genesis": join})
             if self.role == WAITING:
                 self.role = FOLLOWER
 
@@ -163,13 +162,14 @@ class Replica:
         if self.role in (MASTER, PROMOTING) and ev.revision < self.epoch:
             return  # from before our own campaign
         self._master = ev
+        self._elector.key_seen(ev.holder, now_s)
         self.highest_epoch = max(self.highest_epoch, ev.epoch)
         mine = ev.holder == self.cfg.node_id and ev.epoch == self.epoch
         if self.role in (MASTER, PROMOTING) and not mine:
             self._fence(f"master key now {ev.holder or 'absent'} at epoch {ev.epoch}", ready)
 
     def _on_CampaignResult(self, ev: m.CampaignResult, now_s: float, ready: m.Ready) -> None:
-        self._campaign_inflight = False
+        self._elector.inflight = False
         if ev.error:
             log.warning("campaign failed", extra={"error": ev.error})
             return
@@ -182,10 +182,9 @@ class Replica:
             # The reply was slower than the watch: that key has died and a later master has been seen.
             ready.resign_epoch = ev.epoch  # compare-and-delete: harmless if it is long gone
             return
-        self.role, self.epoch, self._caught_up = PROMOTING, ev.epoch, False
-        self.highest_epoch = ev.epoch
+        self.role, self.epoch, self.highest_epoch = PROMOTING, ev.epoch, ev.epoch
+        self._promotion.begin(now_s)
         self._gate.forget_acks()
-        self._catch_up_retry_at_s = now_s
         log.info("won master key; catching up", extra={"epoch": ev.epoch, "durable": self.durable})
 
     def _on_CatchUpFetched(self, ev: m.CatchUpFetched, now_s: float, ready: m.Ready) -> None:
@@ -198,58 +197,48 @@ class Replica:
     def _on_CatchUpDone(self, ev: m.CatchUpDone, now_s: float, ready: m.Ready) -> None:
         if self.role != PROMOTING or ev.epoch != self.epoch:
             return  # a read for an earlier promotion
-        self._catch_up_inflight = False
-        if ev.error:  # etcd down, or trimmed events no live peer has: try again shortly
+        if ev.error:
             log.warning("catch-up failed", extra={"error": ev.error})
-            self._catch_up_retry_at_s = now_s + self.cfg.catch_up_retry_s
-            return
-        if self.durable < ev.head:
-            self._catch_up_retry_at_s = now_s  # more was committed than we read: again
-            return
-        require(
-            self.durable == ev.head, "local log is ahead of etcd: a fork", durable=self.durable, head=ev.head
-        )
-        self.committed = max(self.committed, ev.head)
-        self._caught_up = True
+        self._promotion.read_done(self.durable, ev.head, bool(ev.error), now_s)
+        if self._promotion.caught_up:
+            self.committed = max(self.committed, ev.head)
 
     def _on_StepDown(self, ev: m.StepDown, now_s: float, ready: m.Ready) -> None:
         if self.role in (MASTER, PROMOTING):
             self._fence("operator step-down", ready)
-            self._last_campaign_s = now_s + 2 * self.cfg.lease_ttl_s  # let someone else win
+            self._elector.hold_off(now_s + 2 * self.cfg.lease_ttl_s)  # let someone else win
 
     def _maybe_campaign(self, now_s: float, ready: m.Ready) -> None:
         lease = self._keeper.lease
-        if self.role != FOLLOWER or lease is None or not self.runtime_ready or self._campaign_inflight:
+        if self.role != FOLLOWER or lease is None or not self.runtime_ready:
             return
-        if self._master is None or self._master.holder is not None:
+        if lease.remaining_s(now_s) < self.cfg.lease_margin_s:
             return
-        if lease.remaining_s(now_s) < self.cfg.lease_margin_s or now_s < self._last_campaign_s:
-            return
-        if now_s - self._last_campaign_s < self.cfg.campaign_retry_s:
-            return
-        ready.campaign = True
-        self._campaign_inflight = True
-        self._last_campaign_s = now_s
+        me = Candidacy(self.cfg.node_id, self.durable, self.cfg.nofailover, self.cfg.failover_priority)
+        ready.campaign = self._elector.due(me, now_s)
+
+    def _on_PeersObserved(self, ev: m.PeersObserved, now_s: float, ready: m.Ready) -> None:
+        """The registry as published: who may serve first, and whose acks still count (a replica an
+        operator forgot stops counting at once, towards `ack_replicas` and trimming alike)."""
+        self._elector.peers = ev.peers
+        self._gate.keep_acks_of({p.replica_id for p in ev.peers})
 
     def _resign_stale_key(self, now_s: float, ready: m.Ready) -> None:
         """The master key still names us though we do not serve (fenced, stopped, runtime down): delete it,
         and keep trying, so that another can win. Our lease, which we keep renewing, would keep it alive."""
         key = self._master
-        if self.role not in (FOLLOWER, STOPPED) or self._campaign_inflight or key is None:
+        if self.role not in (FOLLOWER, STOPPED) or self._elector.inflight or key is None:
             return
         if key.holder == self.cfg.node_id and now_s - self._last_resign_s >= self.cfg.resign_retry_s:
             ready.resign_epoch = self._master.epoch
             self._last_resign_s = now_s
 
     def _maybe_catch_up(self, now_s: float, ready: m.Ready) -> None:
-        if self.role != PROMOTING or self._caught_up or self._catch_up_inflight:
-            return
-        if now_s >= self._catch_up_retry_at_s:
+        if self.role == PROMOTING and self._promotion.read_due(now_s):
             ready.catch_up_from = self.durable + 1
-            self._catch_up_inflight = True
 
     def _maybe_finish_promotion(self, ready: m.Ready) -> None:
-        if self.role != PROMOTING or not self._caught_up or not self.runtime_ready:
+        if self.role != PROMOTING or not self._promotion.caught_up or not self.runtime_ready:
             return
         if self.applied < self.durable:
             return  # the runtime is still applying; Applied brings us back here
@@ -282,7 +271,7 @@ class Replica:
         self.role = FOLLOWER
         self.epoch = 0
         self._running = 0
-        self._catch_up_inflight = False
+        self._promotion.stop()
 
     # ---- master: run ahead, commit, release ----------------------------------------------------
 
@@ -381,15 +370,8 @@ class Replica:
         self._maybe_trim(ready)
 
     def _maybe_trim(self, ready: m.Ready) -> None:
-        """Keep etcd within its quota: drop batches more than `etcd_retain_events` behind the head, but
-        never an event no follower holds durably: etcd must not be its only copy besides our disk.
-        Followers further behind catch up from the master's push stream or a peer's log, not etcd."""
-        retain = self.cfg.etcd_retain_events
-        held_elsewhere = self._gate.held_elsewhere()
-        below = min(self.committed - retain, held_elsewhere) + 1
-        if retain and below - self._last_trim_below >= max(1, retain // 2):
-            ready.trim_below = below
-            self._last_trim_below = below
+        """Keep etcd within its quota (seguro.core.retention)."""
+        ready.trim_below = self._retention.trim_below(self.committed)
 
     def _on_FollowerAck(self, ev: m.FollowerAck, now_s: float, ready: m.Ready) -> None:
         """The follower's durable position now, not its best: one that lost its disk and came back acks
@@ -444,6 +426,7 @@ class Replica:
         skip = self.durable + 1 - batch.first_event
         fresh = m.Batch(batch.epoch, self.durable + 1, batch.records[skip:])
         ready.persist.append(fresh)
+        self._retention.stored(fresh)
         self.durable = fresh.last_event
         self.committed = max(self.committed, self.durable)
         if self.role in (FOLLOWER, PROMOTING) and self.runtime_ready:
@@ -485,6 +468,9 @@ class Replica:
             return
         if self.role in (MASTER, PROMOTING) and not self._keeper.holds(now_s):
             self._fence("lease deadline passed", ready)
+        if self.role == PROMOTING and self._promotion.timed_out(now_s):
+            self._fence(f"promotion not done in {self.cfg.promotion_timeout_s} s: let another try", ready)
+            self._elector.hold_off(now_s + self.cfg.failover_grace_s)
         self._maybe_catch_up(now_s, ready)
         self._maybe_finish_promotion(ready)
         self._maybe_commit(ready)

@@ -43,6 +43,11 @@ class NodeConfig:
     runtime: tuple[str, ...] = field(default=())  # empty: the reference ship
     snapshot_every: int = 5000
     etcd_retain_events: int = 100_000
+    etcd_retain_bytes: int = 256 << 20
+    nofailover: bool = False
+    failover_priority: int = 1
+    failover_grace_s: float = 0.0  # 0: twice the lease TTL
+    promotion_timeout_s: float = 300.0
     runtime_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
@@ -76,6 +81,13 @@ class NodeConfig:
             raise ConfigError(
                 f"etcd_retain_events must be >= 0 (0 = never trim), got {self.etcd_retain_events}"
             )
+        if self.etcd_retain_bytes < 0:
+            raise ConfigError(f"etcd_retain_bytes must be >= 0 (0: no bound), got {self.etcd_retain_bytes}")
+        if self.failover_priority < 0:
+            raise ConfigError(f"failover_priority must be >= 0, got {self.failover_priority}")
+        if self.failover_grace_s < 0 or self.promotion_timeout_s <= 0:
+            raise ConfigError("failover_grace_s must be >= 0 and promotion_timeout_s > 0, got "
+                              f"{self.failover_grace_s} and {self.promotion_timeout_s}")  # fmt: skip
         if not 1024 <= self.max_event_bytes <= 1 << 30:
             raise ConfigError(f"max_event_bytes must be in [1 KiB, 1 GiB], got {self.max_event_bytes}")
 

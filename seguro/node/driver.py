@@ -31,7 +31,7 @@ from seguro.node.push import PushStream, PushStreams
 from seguro.node.runtime import Job, RuntimeWorker
 from seguro.node.services import serve
 from seguro.node.udp import Ingress
-from seguro.node.wire import Identity
+from seguro.node.wire import Freshness, Identity
 from seguro.urbit.noun import cue
 from seguro.urbit.record import split_event
 
@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 TICK_S = 0.05
 MAX_QUEUED_DATAGRAMS = 10_000  # beyond this, datagrams are dropped at the door (Ames retransmits)
 STATUS_EVERY_S = 1.0
+CATCH_UP_QUEUED = 64  # catch-up batches waiting for the driver, at most
+CATCH_UP_WAIT_S = 60.0
 
 
 class NodeHalted(RuntimeError):
@@ -74,6 +76,7 @@ class Node:
         self._events: queue.PriorityQueue[tuple[int, int, m.Event]] = queue.PriorityQueue()
         self._event_seq = itertools.count()
         self._datagrams_queued = 0
+        self._catch_up_room = threading.BoundedSemaphore(CATCH_UP_QUEUED)
         self.datagrams_shed = 0
         self._streams: dict[int, queue.Queue[m.AckOut]] = {}
         self._stream_ids = itertools.count(1)
@@ -107,6 +110,7 @@ class Node:
         self.effects_fenced = 0
         self.peer_refusals = 0
         self._registry: dict[str, dict] = {}
+        self._freshness = Freshness(fresh_s=max(3.0, 3 * STATUS_EVERY_S))
         self._watch = None
 
     def _start_push(self, follower_id: str, address: str, epoch: int) -> PushStream:
@@ -120,7 +124,10 @@ class Node:
         return Config(
             node_id=cfg.node_id, lease_ttl_s=float(cfg.lease_ttl_s), lease_margin_s=cfg.lease_margin_s,
             ack_replicas=cfg.ack_replicas, max_event_bytes=cfg.max_event_bytes,
-            etcd_retain_events=cfg.etcd_retain_events,
+            etcd_retain_events=cfg.etcd_retain_events, etcd_retain_bytes=cfg.etcd_retain_bytes,
+            nofailover=cfg.nofailover, failover_priority=cfg.failover_priority,
+            failover_grace_s=cfg.failover_grace_s or 2.0 * cfg.lease_ttl_s,
+            promotion_timeout_s=cfg.promotion_timeout_s,
         )  # fmt: skip
 
     def _check_ship(self) -> None:
@@ -135,6 +142,10 @@ class Node:
     # ---- the driver loop ------------------------------------------------------------------------
 
     def post(self, event: m.Event) -> None:
+        """Queue an event for the driver. A catch-up batch waits for room (at most CATCH_UP_QUEUED queued):
+        a large catch-up must not pile the whole log up in memory ahead of the driver."""
+        if isinstance(event, m.CatchUpFetched) and not self._catch_up_room.acquire(timeout=CATCH_UP_WAIT_S):
+            raise TimeoutError(f"the driver took no catch-up batch in {CATCH_UP_WAIT_S} s")
         self._offer(event)
 
     def _offer(self, event: m.Event) -> bool:
@@ -157,6 +168,8 @@ class Node:
         if priority:
             with self._lock:
                 self._datagrams_queued -= 1
+        elif isinstance(event, m.CatchUpFetched):
+            self._catch_up_room.release()
         return event
 
     def _submit(self, executor: ThreadPoolExecutor, fn: Callable[..., None], *args: object,
@@ -332,6 +345,7 @@ class Node:
             if registry is not None:
                 with self._lock:
                     self._registry = registry
+                self.post(m.PeersObserved(self._freshness.views(registry, self.node_id, self.clock.now_s())))
             if master_epoch:
                 quietly("peers", self.peers.refresh, master_epoch)
         finally:

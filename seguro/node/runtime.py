@@ -24,7 +24,7 @@ from seguro.invariant import InvariantViolation
 from seguro.node.eventlog import EventLog
 from seguro.urbit import ames
 from seguro.urbit.noun import Noun
-from seguro.urbit.record import decode_record, encode_record
+from seguro.urbit.record import decode_record, encode_record, event_da, later_than
 from seguro.urbit.serf import Serf, SerfBail, SerfError, WorkBail, default_argv
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ class RuntimeWorker:
         self._serf: Serf | None = None
         self._last_snapshot = 0
         self._deferred: tuple[int, str, object] | None = None  # taken from the queue, handled next
+        self._last_da = 0  # time of the last event the runtime holds: the next one is later
         self._thread = threading.Thread(target=self._loop, name="seguro-runtime", daemon=True)
         self._stopping = threading.Event()
         pier.mkdir(parents=True, exist_ok=True)
@@ -178,6 +179,7 @@ class RuntimeWorker:
         serf = Serf(self._argv, stderr_path=self._stderr_path, timeout_s=self._timeout_s)
         self._serf = serf
         durable = self._log.last_event()
+        self._last_da = self._time_at(serf.eve)
         if serf.eve > durable:
             raise SerfError(f"runtime snapshot is at event {serf.eve}, ahead of the log at {durable}")
         self._last_snapshot = serf.eve
@@ -187,6 +189,16 @@ class RuntimeWorker:
             self._serf = None
             return
         self._post(m.RuntimeReady(serf.eve))
+
+    def _time_at(self, event: int) -> int:
+        """The time of the last timestamped event up to `event` in the log (a snapshot's runtime holds
+        them all, and replays only what follows)."""
+        for eve in range(event, max(0, event - BOOT_SCAN_MAX), -1):
+            record = self._log.get(eve)
+            da = event_da(decode_record(record).event) if record is not None else 0
+            if da:
+                return da
+        return 0
 
     def _apply(self, upto: int) -> None:
         diverged = self._replay(upto)
@@ -217,6 +229,7 @@ class RuntimeWorker:
             self._replay_boot(serf)
         for event, record in self._log.read(serf.eve + 1, upto) if serf.eve < upto else ():
             decoded = decode_record(record)
+            self._last_da = max(self._last_da, event_da(decoded.event))
             try:
                 mug = serf.play(event, [decoded.event])
             except SerfBail as e:
@@ -251,7 +264,8 @@ class RuntimeWorker:
         submitted: list[Job] = []
         for job in jobs:
             try:
-                serf.submit_work(job.noun)
+                noun, self._last_da = later_than(job.noun, self._last_da)
+                serf.submit_work(noun)
             except ValueError as e:  # not [@da ovum]: refuse the job, keep the runtime
                 self._post(m.WorkRefused(f"malformed job: {e}", job.awaited))
                 continue

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from seguro.core import messages as m
+from seguro.core.election import PeerView
 from seguro.node.eventlog import EventLog
 from seguro.proto.seguro.v1 import replication_pb2 as pb
 
@@ -81,3 +82,31 @@ def replica_addresses(replicas: dict[str, dict], self_id: str) -> dict[str, str]
     """The gRPC address of every other replica in the registry (`replica/<id>` statuses) that has one."""
     found = {rid: str(status.get("grpc", "")) for rid, status in replicas.items() if rid != self_id}
     return {rid: address for rid, address in found.items() if address}
+
+
+class Freshness:
+    """Which replicas published lately, judged by this node's own clock: a status whose content changed
+    within `fresh_s` (each carries its publisher's wall time, which changes every round) is fresh.
+    Comparing the publisher's wall time with ours would need synchronized clocks; this does not."""
+
+    def __init__(self, fresh_s: float) -> None:
+        self.fresh_s = fresh_s
+        self._seen: dict[str, tuple[object, float]] = {}  # replica -> (its updated_at, when we saw it change)
+
+    def views(self, registry: dict[str, dict], self_id: str, now_s: float) -> tuple[PeerView, ...]:
+        views = []
+        for replica_id, status in sorted(registry.items()):
+            stamp = status.get("updated_at")
+            last = self._seen.get(replica_id)
+            if last is None or last[0] != stamp:
+                self._seen[replica_id] = last = (stamp, now_s)
+            if replica_id == self_id:
+                continue
+            views.append(PeerView(
+                replica_id, int(status.get("durable_event", 0)), fresh=now_s - last[1] < self.fresh_s,
+                nofailover=bool(status.get("nofailover", False)),
+                failover_priority=int(status.get("failover_priority", 1)),
+            ))  # fmt: skip
+        for gone in [r for r in self._seen if r not in registry]:
+            del self._seen[gone]
+        return tuple(views)

@@ -123,6 +123,25 @@ def path_segments(noun: Noun) -> list[str]:
 # ---------------------------------------------------------------- @da
 
 
+DA_TICK = 1 << 48  # vere's smallest step between two events' times (1/65536 s)
+
+
+def later_than(event: Noun, floor_da: int) -> tuple[Noun, int]:
+    """`event` ([@da ovum]) with its time raised to at least `floor_da + DA_TICK`, and that time: event
+    time never goes backwards, whatever the clock of the replica that stamps it says."""
+    da, _, _ = split_event(event)
+    at_least = floor_da + DA_TICK if floor_da else da
+    return ((event if da >= at_least else (at_least, event[1])), max(da, at_least))  # type: ignore[index]
+
+
+def event_da(event: Noun) -> int:
+    """The time of a timestamped event; 0 for a boot formula (no time)."""
+    try:
+        return split_event(event)[0]
+    except RecordError:
+        return 0
+
+
 def da_from_unix_us(seconds: int, microseconds: int) -> int:
     """@da from whole Unix seconds and microseconds, integer-exact as vere's u3m_time_in_tv."""
     if not 0 <= seconds < _SECONDS_LIMIT:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from seguro.core import messages as m
+from seguro.core.election import PeerView
 from seguro.core.replication import MASTER
 from seguro.invariant import InvariantViolation
 from tests.core.script import Script
@@ -67,22 +68,33 @@ def test_k_follower_acks_gate_effects() -> None:
     assert s.step(m.FollowerAck("c", 1)).release == [(1, ("fx",))]
 
 
-def test_a_follower_that_lost_its_disk_no_longer_counts_for_acks_or_trimming() -> None:
-    s = Script(ack_replicas=1, etcd_retain_events=2)
+def test_a_follower_that_lost_its_disk_no_longer_counts_for_acks() -> None:
+    s = Script(ack_replicas=1)
     s.become_master()
-    trims = []
     for eve in range(1, 5):
         commit = s.run_event().commit
         assert commit is not None
-        trims.append(s.step(m.CommitDone(seq=commit.seq, ok=True)).trim_below)
+        s.step(m.CommitDone(seq=commit.seq, ok=True))
         assert s.step(m.FollowerAck("b", eve)).release == [(eve, ("fx",))]
     s.step(m.FollowerAck("b", 0))  # b's disk was replaced: it starts again from nothing
     commit = s.run_event().commit
     assert commit is not None
-    ready = s.step(m.CommitDone(seq=commit.seq, ok=True))
-    assert ready.release == [] and ready.trim_below is None  # event 5 is on this disk and in etcd only
+    assert s.step(m.CommitDone(seq=commit.seq, ok=True)).release == []  # event 5: this disk and etcd only
     assert s.step(m.FollowerAck("b", 5)).release == [(5, ("fx",))]
-    assert [t for t in trims if t] == [1, 2, 3]  # each behind what b then held
+
+
+def test_a_forgotten_replica_stops_counting_for_acks_at_once() -> None:
+    """Found in review: after `seguro forget-replica`, its last ack kept counting towards ack_replicas."""
+    s = Script(ack_replicas=1)
+    s.become_master()
+    s.step(m.FollowerAck("b", 0))
+    s.step(m.PeersObserved((PeerView("b", 0, fresh=True),)))
+    commit = s.run_event().commit
+    assert commit is not None
+    s.step(m.CommitDone(seq=commit.seq, ok=True))
+    s.step(m.PeersObserved(()))  # b was forgotten
+    assert s.step(m.FollowerAck("c", 0)).release == []
+    assert s.step(m.FollowerAck("b", 1)).release == []  # a late ack of b: b is not in the registry
 
 
 def test_a_follower_back_on_an_empty_disk_no_longer_vouches_for_held_effects() -> None:
@@ -130,8 +142,10 @@ def test_a_refused_job_takes_no_event_number() -> None:
     assert commit is not None and commit.batch.first_event == 1 and s.r.counters["refused"] == 1
 
 
-def test_the_master_trims_etcd_behind_the_retained_window_but_not_past_its_followers() -> None:
-    s = Script(etcd_retain_events=4)
+def test_the_master_trims_etcd_to_the_retained_window_whatever_its_followers_hold() -> None:
+    """etcd stays bounded with followers away (an away follower catches up from the master's push stream
+    or a peer's log); a trim keeps exactly the newest `etcd_retain_events` and comes every half window."""
+    s = Script(etcd_retain_events=4, etcd_retain_bytes=0)
     s.become_master()
     trims = []
     for eve in range(1, 21):
@@ -139,10 +153,23 @@ def test_the_master_trims_etcd_behind_the_retained_window_but_not_past_its_follo
         assert commit is not None
         if eve <= 8:
             s.step(m.FollowerAck("b", eve))  # the follower stops acknowledging after event 8
-        trims.append(s.step(m.CommitDone(seq=commit.seq, ok=True)).trim_below)
-    # Every retain/2 events, keeping the last 4 — and never an event only this node holds.
-    assert [t for t in trims if t] == [2, 4, 6, 8]
-    assert max(t for t in trims if t) <= 8 + 1
+        trims.append((eve, s.step(m.CommitDone(seq=commit.seq, ok=True)).trim_below))
+    done = [(eve, below) for eve, below in trims if below]
+    assert all(below == eve - 4 + 1 for eve, below in done) and done[-1][1] > 8 + 1
+    assert all(b - a >= 2 for (_, a), (_, b) in zip(done, done[1:], strict=False))
+
+
+def test_the_master_trims_etcd_to_its_byte_bound_when_events_are_large() -> None:
+    s = Script(etcd_retain_events=1000, etcd_retain_bytes=100)
+    s.become_master()
+    for eve in range(1, 11):
+        assert s.step(m.IncomingEvent(job="x", size_bytes=30)).run
+        ready = s.step(m.WorkDone(eve=eve, record=b"x" * 30, effects=()))
+        if ready.commit is not None:
+            below = s.step(m.CommitDone(seq=ready.commit.seq, ok=True)).trim_below
+            if below:
+                assert (eve - below + 1) * 30 <= 100  # what etcd keeps fits in the bound
+    assert s.r.committed == 10
 
 
 def test_effects_waiting_for_acks_are_bounded() -> None:

@@ -61,3 +61,55 @@ def test_a_master_stalled_on_a_keepalive_reply_past_its_lease_does_not_emit_on_w
     world.check_converged()
     elected = [holder for _, holder, _ in world.etcd.master_changes if holder]
     assert len(elected) == 2 and elected[0] == stalled[0] != elected[1], f"seed={seed}: elected {elected}"
+
+
+@pytest.mark.parametrize("seed", SEEDS[:10])
+def test_a_replica_back_from_a_long_absence_defers_to_an_up_to_date_one(seed: int) -> None:
+    """A replica returns, hundreds of events behind, just as the master dies: the up-to-date survivor must
+    be the one elected (Raft's up-to-date rule over published positions), not whoever campaigns first."""
+    world = World(seed=seed, nodes=3)
+    world.faults = False
+    cast: dict[str, str] = {}
+
+    def send_one_away() -> None:
+        master = next(n for n in world.nodes.values() if n.core.role == MASTER)
+        away = next(n for n in world.nodes.values() if n is not master)
+        cast.update(master=master.node_id, away=away.node_id)
+        world._crash(away, down_s=6.0)
+
+    def kill_the_master_as_it_returns() -> None:
+        cast["behind_by"] = str(world.etcd.head - len(world.nodes[cast["away"]].log))
+        world._crash(world.nodes[cast["master"]], down_s=30.0)
+
+    world.at(4.0, send_one_away)
+    world.at(10.0 + 1e-6, kill_the_master_as_it_returns)
+    world.run(fault_s=0.0, quiet_s=25.0)
+    survivor = ({"n0", "n1", "n2"} - {cast["master"], cast["away"]}).pop()
+    after = [holder for at_s, holder, _ in world.etcd.master_changes if holder and at_s > 10.0]
+    assert int(cast["behind_by"]) > 100, cast
+    assert after and after[0] == survivor, f"seed={seed}: elected {after} ({cast}, survivor {survivor})"
+
+
+@pytest.mark.parametrize("seed", SEEDS[:5])
+def test_a_lone_survivor_behind_the_others_still_takes_over(seed: int) -> None:
+    """Deferring is bounded: when every better replica is gone, the one left serves."""
+    world = World(seed=seed, nodes=3)
+    world.faults = False
+    cast: dict[str, str] = {}
+
+    def send_one_away() -> None:
+        master = next(n for n in world.nodes.values() if n.core.role == MASTER)
+        cast["away"] = next(n for n in world.nodes.values() if n is not master).node_id
+        world._crash(world.nodes[cast["away"]], down_s=6.0)
+
+    def kill_the_others() -> None:
+        for node in world.nodes.values():
+            if node.node_id != cast["away"]:
+                world._crash(node, down_s=60.0)
+
+    world.at(4.0, send_one_away)
+    world.at(10.0 + 1e-6, kill_the_others)
+    world.run(fault_s=0.0, quiet_s=25.0)
+    after = [(at_s, holder) for at_s, holder, _ in world.etcd.master_changes if holder and at_s > 10.0]
+    assert after and after[0][1] == cast["away"], f"seed={seed}: {after}"
+    assert after[0][0] - 10.0 < world.ttl_s + 6.0 + 1.0, f"seed={seed}: took {after[0][0] - 10.0:.1f} s"

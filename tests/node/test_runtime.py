@@ -13,7 +13,7 @@ from seguro.core import messages as m
 from seguro.node.eventlog import EventLog
 from seguro.node.runtime import Job, RuntimeWorker
 from seguro.urbit.ames import datagram_event
-from seguro.urbit.record import decode_record, encode_record
+from seguro.urbit.record import DA_TICK, da_from_unix, decode_record, encode_record, split_event
 from seguro.urbit.serf import Serf
 from seguro.urbit.ship.kernel import SNAPSHOT_NAME, boot_events
 
@@ -158,3 +158,26 @@ def test_a_mug_that_disagrees_with_the_log_is_a_divergence_at_that_event(tmp_pat
     finally:
         worker.stop()
         other.close()
+
+
+def test_event_time_never_goes_backwards_across_a_failover(tmp_path: Path) -> None:
+    """A new master whose wall clock is behind the last logged event's (here a day behind) stamps its
+    events after it: each event's @da is at least the previous one's plus vere's tick (2^48)."""
+    log = make_log(tmp_path, 5)  # logged by a master whose clock said WALL_S .. WALL_S + 4
+    last_da = split_event(decode_record(log.get(log.last_event())).event)[0]  # type: ignore[arg-type]
+    events: queue.Queue[m.Event] = queue.Queue()
+    worker = RuntimeWorker(log, events.put, pier=tmp_path / "pier")
+    worker.start()
+    try:
+        next_event(events, m.RuntimeReady)
+        for i in range(3):
+            worker.run(Job(datagram_event(WALL_S - 86_400 + i, "127.0.0.1", 4000, b"late %d" % i), 64))
+        times = [split_event(decode_record(next_event(events, m.WorkDone).record).event)[0]  # type: ignore[attr-defined]
+                 for _ in range(3)]  # fmt: skip
+        assert times == [last_da + DA_TICK, last_da + 2 * DA_TICK, last_da + 3 * DA_TICK]
+        worker.run(Job(datagram_event(WALL_S + 86_400, "127.0.0.1", 4000, b"on time"), 64))
+        on_time = split_event(decode_record(next_event(events, m.WorkDone).record).event)[0]  # type: ignore[attr-defined]
+        assert on_time == da_from_unix(WALL_S + 86_400)  # a clock that is ahead is taken as it is
+    finally:
+        worker.stop()
+        log.close()

@@ -55,9 +55,10 @@ class Oracle:
                 self.violation(f"{node.node_id} persists event {event} that etcd did not commit")
 
     def check_trim(self, node: SimNode, below: int) -> None:
-        """etcd must never be the only copy of an event besides the master's own disk."""
-        if not any(len(n.log) >= below - 1 for n in self.world.nodes.values() if n is not node):
-            self.violation(f"{node.node_id} trims etcd below {below}, which no other replica holds")
+        """A master trims etcd to its retained window, never deeper (the events it trims are committed
+        and in its own log; followers further behind catch up from it or from a peer)."""
+        if below > self.world.etcd.head - self.world.retain_events + 1 or below > len(node.log) + 1:
+            self.violation(f"{node.node_id} trims etcd below {below}, past the retained window")
 
     def check_release(self, node: SimNode, eve: int, effects: tuple[object, ...]) -> None:
         """Only the live lease holder of the master key emits, once, an event committed in its own epoch,

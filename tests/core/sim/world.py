@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from seguro.core import messages as m
 from seguro.core.config import Config
+from seguro.core.election import PeerView
 from seguro.core.replication import MASTER, Replica
 from tests.core.sim.model import MemEtcd, Trimmed
 from tests.core.sim.oracle import Oracle, chain_mug, decode, encode
@@ -63,6 +64,7 @@ class World:
         self.nodes = {f"n{i}": self._fresh(f"n{i}", [], None) for i in range(nodes)}
         self.genesis_id = f"genesis-{seed}"
         self.oracle = Oracle(self)
+        self.registry: dict[str, tuple[int, float]] = {}  # replica -> (durable event, published at)
         self.faults = True
         self.watch_drop_p, self.commit_reply_loss_p = 0.2, 0.05
         self.packets = 0
@@ -368,6 +370,22 @@ class World:
         if self.etcd.expire(self.now_s):
             self.notify_master()
 
+    def _publish(self) -> None:
+        """Every awake replica publishes its position (`replica/<id>`); every replica then reads the
+        registry, seeing as fresh those that published within the last 3 s."""
+        for node in self.nodes.values():
+            if not node.crashed and self.now_s >= node.paused_until_s and not self.cut(node):
+                self.registry[node.node_id] = (node.core.durable, self.now_s)
+        for node in self.nodes.values():
+            if self.cut(node):
+                continue
+            peers = tuple(
+                PeerView(rid, durable, fresh=self.now_s - at_s < 3.0)
+                for rid, (durable, at_s) in sorted(self.registry.items())
+                if rid != node.node_id
+            )
+            self.reply(node, m.PeersObserved(peers))
+
     def _poll_master(self) -> None:
         """The driver re-reads the master key now and then: watches can drop notifications."""
         for node in self.nodes.values():
@@ -402,6 +420,7 @@ class World:
             )
         self._every(0.01, self._expire)
         self._every(1.0, self._poll_master)
+        self._every(1.0, self._publish)
         self._every(0.05, self._push)
         self._every(0.02, self._traffic)
         self._every(1.5, self._fault)
