@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import TypeVar
 
 import click
 
 from seguro.node.etcd.coordinator import CoordinationError
+from seguro.node.etcd.schema import SPACE_HELP
 from seguro.ops import cluster as local
 from seguro.ops.admin import AdminError, forget_replica, leader_info, status_rows, step_down
 
@@ -90,17 +92,21 @@ def status(etcd: str, ship: str, as_json: bool) -> None:
         click.echo(json.dumps(report))
         return
     genesis = report["genesis"]
+    if report["etcd_alarms"]:
+        click.echo(f"etcd alarm: {', '.join(report['etcd_alarms'])}: {SPACE_HELP}")  # type: ignore[arg-type]
     if genesis is None:
         click.echo(f"ship {ship}: not created in this etcd (no genesis record): nodes wait; "
                    "create it with `seguro ship create`")  # fmt: skip
     else:
         click.echo(f"ship {ship} ({genesis['who']}), genesis {genesis['id']}: head {report['head']}, "
                    f"master {report['master'] or '(none)'}")  # fmt: skip
-    click.echo(f"{'id':<10} {'role':<12} {'durable':>9} {'applied':>9} {'lag':>6}  error")
+    click.echo(f"{'id':<10} {'role':<12} {'durable':>9} {'applied':>9} {'lag':>6} {'prio':>5}  notes")
     for r in report["replicas"]:  # type: ignore[attr-defined]
+        prio = "nofo" if r["nofailover"] else str(r["failover_priority"])
+        notes = "; ".join(n for n in (r["error"], r["campaign"]) if n)
         click.echo(
             f"{r['id']:<10} {r['role']:<12} {r['durable_event']:>9} {r['applied_event']:>9} "
-            f"{r['lag']:>6}  {r['error']}"
+            f"{r['lag']:>6} {prio:>5}  {notes}"
         )
 
 
@@ -188,4 +194,33 @@ def bench(quick: bool, as_json: bool, workdir: Path | None) -> None:
     print_result(result, click.echo, as_json)
 
 
-commands = [leader, status, step_down_command, forget_replica_command, cluster, demo, bench]
+@click.group("etcd")
+def etcd_group() -> None:
+    """etcd maintenance for a ship."""
+
+
+@etcd_group.command("reclaim")
+@click.option("--etcd", required=True, envvar="SEGURO_ETCD", help="Comma-separated etcd client URLs.")
+@click.option("--ship", required=True, envvar="SEGURO_SHIP")
+@click.option("--keep-events", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Newest committed events to keep in etcd; older ones stay in every replica's log.")
+@click.option("--json", "as_json", is_flag=True)
+def reclaim_command(etcd: str, ship: str, keep_events: int, as_json: bool) -> None:
+    """Free a full etcd (alarm NOSPACE): drop the ship's old batches, compact, defragment, disarm."""
+    from seguro.node.etcd.maintenance import reclaim
+
+    report = ask_etcd(lambda e, s: reclaim(e, s, keep_events), etcd, ship)
+    if as_json:
+        click.echo(json.dumps(asdict(report)))
+        return
+    click.echo(f"ship {ship}: kept events {report.trimmed_below}..{report.head} ({report.batches_deleted} "
+               f"batches deleted), compacted at revision {report.revision}")  # fmt: skip
+    for member, size in report.db_bytes_after.items():
+        click.echo(f"  {member}: {report.db_bytes_before.get(member, 0)} -> {size} bytes")
+    before, after = ", ".join(report.alarms_before) or "none", ", ".join(report.alarms_after) or "none"
+    click.echo(f"alarms: {before} -> {after}")
+    if report.alarms_after:
+        raise click.ClickException("alarms remain: etcd is still full; keep fewer events")
+
+
+commands = [leader, status, step_down_command, forget_replica_command, cluster, etcd_group, demo, bench]

@@ -24,6 +24,7 @@ from seguro.invariant import InvariantViolation
 from seguro.node.clock import SystemClock
 from seguro.node.config import NodeConfig
 from seguro.node.etcd.coordinator import Coordinator, MasterInfo
+from seguro.node.etcd.schema import SPACE_HELP
 from seguro.node.etcd_tasks import EtcdTasks, quietly
 from seguro.node.eventlog import EventLog
 from seguro.node.peer_fetch import PeerFetcher
@@ -110,6 +111,7 @@ class Node:
         self.effects_fenced = 0
         self.peer_refusals = 0
         self._registry: dict[str, dict] = {}
+        self._etcd_alarms: list[str] = []
         self._freshness = Freshness(fresh_s=max(3.0, 3 * STATUS_EVERY_S))
         self._watch = None
 
@@ -326,7 +328,9 @@ class Node:
                   "runtime_pid": self.runtime.pid, "datagrams_shed": self.datagrams_shed,
                   "datagrams_malformed": self.ingress.malformed,
                   "effects_send_errors": self.ingress.send_errors,
-                  "peer_refusals": self.peer_refusals}  # fmt: skip
+                  "peer_refusals": self.peer_refusals, "etcd_alarms": list(self._etcd_alarms)}  # fmt: skip
+        if self._etcd_alarms and not status["error"]:
+            status["error"] = f"etcd alarm: {', '.join(self._etcd_alarms)}: {SPACE_HELP}"
         with self._lock:
             self._status = status
         if self.core.role != MASTER:
@@ -340,6 +344,9 @@ class Node:
     def _publish(self, status: dict[str, object], master_epoch: int) -> None:
         try:
             self.tasks.observe_genesis()
+            alarms = self.tasks.alarms()
+            if alarms is not None:
+                self._etcd_alarms = alarms
             quietly("put_replica", self.coord.put_replica, self.node_id, status)
             registry = self.tasks.registry()
             if registry is not None:

@@ -20,6 +20,7 @@ from seguro.node.etcd.coordinator import (
     LeaseLost,
     LogTrimmed,
 )
+from seguro.node.etcd.schema import SPACE_HELP
 from seguro.node.wire import batch_from_pb
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,17 @@ class EtcdTasks:
         self._genesis = genesis
         self._post(m.GenesisObserved(genesis.id if genesis else None, revision))
 
+    def alarms(self) -> list[str] | None:
+        """etcd's active alarms (None when etcd does not answer); a full etcd is said loudly."""
+        try:
+            alarms = self._coord.alarms()
+        except CoordinationError as e:
+            self.warn_now_and_then("cannot read etcd's alarms", str(e))
+            return None
+        if any(alarm.startswith("NOSPACE") for alarm in alarms):
+            self.warn_now_and_then(SPACE_HELP, ", ".join(alarms), level=logging.ERROR)
+        return alarms
+
     def registry(self) -> dict[str, dict] | None:
         """The ship's replica registry (`replica/<id>`), None when etcd does not answer."""
         try:
@@ -116,14 +128,16 @@ class EtcdTasks:
         # The TTL etcd reports is rounded down to whole seconds; the granted TTL is what was restarted.
         self._post(m.KeepaliveAcked(lease_id, float(self._ttl_s), sent_at_s))
 
-    def warn_now_and_then(self, message: str, detail: str, every_s: float = 5.0) -> None:
+    def warn_now_and_then(
+        self, message: str, detail: str, every_s: float = 5.0, level: int = logging.WARNING
+    ) -> None:
         """Log `message` at most once per `every_s`: a condition that persists must not flood the log."""
         with self._warn_lock:
             now_s = self._clock.now_s()
             if now_s - self._last_warning_s.get(message, float("-inf")) < every_s:
                 return
             self._last_warning_s[message] = now_s
-        log.warning(message, extra={"error": detail})
+        log.log(level, message, extra={"error": detail})
 
     def campaign(self, lease_id: int) -> None:
         if not lease_id:

@@ -33,6 +33,7 @@ def leader_info(etcd: str, ship: str) -> dict[str, object] | None:
 def status_rows(etcd: str, ship: str, stale_after_s: float = 5.0) -> dict[str, object]:
     with _coordinator(etcd, ship) as coord:
         genesis, master, replicas, (head, _) = coord.genesis(), coord.master(), coord.replicas(), coord.head()
+        alarms = coord.alarms()
     now = time.time()
     rows = []
     for replica_id, st in sorted(replicas.items()):
@@ -44,8 +45,10 @@ def status_rows(etcd: str, ship: str, stale_after_s: float = 5.0) -> dict[str, o
         rows.append({"id": replica_id, "role": role, "durable_event": durable,
                      "applied_event": int(st.get("applied_event", 0)), "lag": max(0, head - durable),
                      "grpc": st.get("grpc"), "udp": st.get("udp"), "seen_s_ago": round(age_s, 1),
-                     "genesis": st.get("genesis", ""), "error": st.get("error", "")})  # fmt: skip
-    return {"head": head, "master": master.node_id if master else None,
+                     "genesis": st.get("genesis", ""), "nofailover": bool(st.get("nofailover", False)),
+                     "failover_priority": int(st.get("failover_priority", 1)),
+                     "campaign": st.get("campaign", ""), "error": st.get("error", "")})  # fmt: skip
+    return {"head": head, "master": master.node_id if master else None, "etcd_alarms": alarms,
             "genesis": asdict(genesis) if genesis else None, "replicas": rows}  # fmt: skip
 
 

@@ -75,6 +75,7 @@ def up(
     extra: list[str] | None = None,
     who: str | None = "~zod",
     bind_host: str = "127.0.0.1",
+    etcd_args: list[str] | None = None,
 ) -> dict:
     """Start etcd (3 members), create the ship as `who` (None: leave it uncreated, and nodes wait), and
     start `replicas` nodes binding gRPC on `bind_host` (a wildcard is advertised as 127.0.0.1); return the
@@ -84,7 +85,8 @@ def up(
     workdir.mkdir(parents=True, exist_ok=True)
     if (workdir / STATE_FILE).exists():
         raise ClusterError(f"{workdir} already has a cluster ({STATE_FILE}); run `seguro cluster down` first")
-    etcd = EtcdCluster(workdir / "etcd", members=3, token=f"seguro-{ship}-{os.getpid()}").start()
+    token = f"seguro-{ship}-{os.getpid()}"
+    etcd = EtcdCluster(workdir / "etcd", members=3, token=token, extra_args=etcd_args or ()).start()
     etcd.write_state(workdir / "etcd.json")
     state: dict = {"etcd": etcd.endpoints, "ship": ship, "nodes": [], "ttl": ttl_s, "extra": extra or [],
                    "bind": bind_host}  # fmt: skip

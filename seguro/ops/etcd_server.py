@@ -18,7 +18,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,6 +150,7 @@ class EtcdCluster:
         members: int = 1,
         token: str = "seguro-local",
         port_allocator: Callable[[int], list[int]] = free_ports,
+        extra_args: Sequence[str] = (),
     ) -> None:
         if members < 1:
             raise ValueError(f"members must be >= 1, got {members}")
@@ -157,6 +158,7 @@ class EtcdCluster:
         self.size = members
         self.token = token
         self._allocate = port_allocator
+        self.extra_args = list(extra_args)  # e.g. --quota-backend-bytes N
         self._members: list[MemberSpec] = []
         self._procs: list[subprocess.Popen | None] = []
         self.start_attempts = 0
@@ -288,7 +290,7 @@ class EtcdCluster:
         log = open(member.log_path, "ab")  # noqa: SIM115 - the child keeps its own copy of the fd
         try:
             return subprocess.Popen(
-                etcd_command(member, self._initial_cluster(), self.token),
+                [*etcd_command(member, self._initial_cluster(), self.token), *self.extra_args],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

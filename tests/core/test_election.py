@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from seguro.core import messages as m
+from seguro.core.election import PeerView
 from seguro.core.replication import FOLLOWER, MASTER, PROMOTING, STOPPED, WAITING
 from seguro.invariant import InvariantViolation
 from tests.core.script import GENESIS, TTL_S, Script
@@ -187,3 +188,58 @@ def test_a_key_left_on_our_lease_is_resigned_again_until_it_is_gone(how: str) ->
     assert resigns >= 5
     assert s.step(m.MasterObserved(holder="b", epoch=12, revision=12)).resign_epoch is None
     assert s.tick(1.0).resign_epoch is None  # the key is someone else's now
+
+
+def test_a_replica_defers_to_a_fresher_log_then_campaigns_after_the_grace_delay() -> None:
+    s = Script(durable=3, failover_grace_s=6.0)
+    s.follower_with_lease(runtime_eve=3)
+    s.step(m.PeersObserved((PeerView("b", 9, fresh=True), PeerView("c", 50, fresh=False))))
+    assert not s.step(m.MasterObserved(holder=None, epoch=0, revision=9)).campaign
+    assert "deferring to b" in str(s.r.status(s.now_s)["campaign"])  # c is away: it does not count
+    for _ in range(5):  # keep the lease; the key stays empty
+        ready = s.tick(advance_s=1.0)
+        if ready.renew_lease:
+            s.step(m.KeepaliveAcked(lease_id=7, ttl_s=TTL_S, sent_at_s=s.now_s))
+        assert not ready.campaign
+    ready = s.tick(advance_s=1.1)
+    assert ready.campaign  # b never took over: a lone survivor must
+
+
+@pytest.mark.parametrize(
+    ("mine", "theirs", "defers"),
+    [((5, 1), (5, 2), True), ((5, 2), (5, 1), False), ((5, 1), (5, 1), False), ((6, 0), (5, 9), False)],
+)
+def test_failover_priority_breaks_ties_between_equal_logs(
+    mine: tuple[int, int], theirs: tuple[int, int], defers: bool
+) -> None:
+    s = Script(durable=mine[0], failover_priority=mine[1])
+    s.follower_with_lease(runtime_eve=mine[0])
+    s.step(m.PeersObserved((PeerView("b", theirs[0], fresh=True, failover_priority=theirs[1]),)))
+    assert s.step(m.MasterObserved(holder=None, epoch=0, revision=9)).campaign is not defers
+
+
+def test_nofailover_replicas_never_campaign_and_are_not_deferred_to() -> None:
+    s = Script(nofailover=True)
+    s.follower_with_lease()
+    assert not s.step(m.MasterObserved(holder=None, epoch=0, revision=9)).campaign
+    other = Script()
+    other.follower_with_lease()
+    other.step(m.PeersObserved((PeerView("witness", 99, fresh=True, nofailover=True),)))
+    assert other.step(m.MasterObserved(holder=None, epoch=0, revision=9)).campaign
+
+
+def test_a_promotion_that_takes_too_long_resigns_and_holds_back() -> None:
+    s = Script(durable=3, promotion_timeout_s=10.0)
+    s.follower_with_lease(runtime_eve=3)
+    s.step(m.MasterObserved(holder=None, epoch=0, revision=9))
+    s.step(m.CampaignResult(won=True, lease_id=7, epoch=10))
+    s.step(m.CatchUpDone(head=500_000, epoch=10))  # a long way to catch up
+    ready = m.Ready()
+    for _ in range(12):
+        ready = s.tick(advance_s=1.0)
+        if ready.renew_lease:
+            s.step(m.KeepaliveAcked(lease_id=7, ttl_s=TTL_S, sent_at_s=s.now_s))
+        if s.r.role != PROMOTING:
+            break
+    assert s.r.role == FOLLOWER and ready.resign_epoch == 10
+    assert not s.step(m.MasterObserved(holder=None, epoch=0, revision=12)).campaign  # others go first

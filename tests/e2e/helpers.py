@@ -28,12 +28,18 @@ class Cluster:
     as a deployment would, so every end-to-end test goes through advertised addresses."""
 
     def __init__(
-        self, workdir: Path, extra: list[str] | None = None, replicas: int = 3, who: str | None = "~zod"
+        self,
+        workdir: Path,
+        extra: list[str] | None = None,
+        replicas: int = 3,
+        who: str | None = "~zod",
+        etcd_args: list[str] | None = None,
     ) -> None:
         self.workdir = workdir
         self.state = local.up(
-            workdir, replicas=replicas, ttl_s=TTL_S, extra=extra, who=who, bind_host="0.0.0.0"
-        )
+            workdir, replicas=replicas, ttl_s=TTL_S, extra=extra, who=who, bind_host="0.0.0.0",
+            etcd_args=etcd_args,
+        )  # fmt: skip
         self.etcd, self.ship = self.state["etcd"], self.state["ship"]
         self.peer = Peer({n["id"]: parse_hostport("udp", n["udp"]) for n in self.state["nodes"]})
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import grpc
 import pyetcd
+from pyetcd import etcdrpc
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential
 
 from seguro.invariant import require
@@ -38,9 +39,12 @@ from seguro.node.etcd.schema import (  # noqa: F401 - re-exported: the etcd laye
     MIN_LEASE_TTL_S,
     READ_PAGE_BATCHES,
     READ_PAGE_CHUNKS,
+    SPACE_EXCEEDED,
+    SPACE_HELP,
     AppendResult,
     CoordinationError,
     CoordinationUnavailable,
+    EtcdSpaceExceeded,
     FenceLost,
     Genesis,
     Keys,
@@ -133,6 +137,8 @@ class Coordinator:
                 ) from e
             if isinstance(e, grpc.RpcError) and e.code() == grpc.StatusCode.NOT_FOUND:
                 raise LeaseLost(f"{what}: {describe(e)}") from e
+            if isinstance(e, grpc.RpcError) and SPACE_EXCEEDED in (e.details() or ""):
+                raise EtcdSpaceExceeded(f"etcd refused {what} (ship {self.ship}): {SPACE_HELP}") from e
             if isinstance(e, grpc.RpcError):
                 raise CoordinationError(f"etcd refused {what} (ship {self.ship}): {describe(e)}") from e
             raise
@@ -364,8 +370,10 @@ class Coordinator:
             parts += [kv.value for kv in page.kvs]
         return b"".join(parts)
 
-    def trim(self, epoch: int, before_event: int) -> int:
-        """Delete batches (and chunks) wholly below before_event, fenced by epoch; returns batches deleted."""
+    def trim(self, epoch: int | None, before_event: int) -> int:
+        """Delete batches (and chunks) wholly below before_event, fenced by epoch; returns batches deleted.
+        epoch None: unfenced, for an operator reclaiming space (old batches are immutable: deleting them
+        races with nothing a master does but its own trims, which delete the same keys)."""
         k, t = self.keys, self._t
         last = self._call(
             "trim", self._client.get_range_response, k.prefix + "log/", k.log(before_event),
@@ -380,7 +388,8 @@ class Coordinator:
             t.delete(k.prefix + "log/", k.log(keep_from)),
             t.delete(k.prefix + "chunk/", f"{k.prefix}chunk/{keep_from:020d}"),
         ]
-        ok, replies = self._txn("trim", [t.create(k.master) == epoch], ops, [])
+        fence = [] if epoch is None else [t.create(k.master) == epoch]
+        ok, replies = self._txn("trim", fence, ops, [])
         if not ok:
             raise FenceLost(f"trim below {before_event}: master no longer has epoch {epoch}")
         return replies[0].response_delete_range.deleted
@@ -416,3 +425,17 @@ class Coordinator:
         prefix = self.keys.prefix + "replica/"
         found = self._call("replicas", lambda: list(self._client.get_prefix(prefix)))
         return {meta.key.decode()[len(prefix) :]: json.loads(value) for value, meta in found}
+
+    # ---- maintenance ----
+
+    def disarm_space_alarms(self) -> None:
+        """Disarm NOSPACE on every member that raised it (once space was freed: a still-full etcd raises it
+        again at the next write). Other alarms (CORRUPT) are left for an operator."""
+        for alarm in self._call("alarms", lambda: list(self._client.list_alarms())):
+            if alarm.alarm_type == etcdrpc.NOSPACE:
+                self._call("disarm", self._client.disarm_alarm, alarm.member_id)
+
+    def alarms(self) -> list[str]:
+        """etcd's active alarms, as 'NOSPACE on member <id>' (empty when none)."""
+        found = self._call("alarms", lambda: list(self._client.list_alarms()))
+        return [f"{etcdrpc.AlarmType.Name(a.alarm_type)} on member {a.member_id:x}" for a in found]

@@ -45,6 +45,16 @@ class FenceLost(CoordinationError):
     """The master key no longer carries the writer's epoch: another master may be writing."""
 
 
+class EtcdSpaceExceeded(CoordinationError):
+    """etcd's backend reached its quota and raised the NOSPACE alarm: it refuses every write (reads and
+    deletes still work) until an operator frees space and disarms it: `seguro etcd reclaim`."""
+
+
+SPACE_EXCEEDED = "database space exceeded"
+SPACE_HELP = ("etcd is full (alarm NOSPACE): it refuses every write, so nothing commits and no master "
+              "can be elected; free it with `seguro etcd reclaim` (README: etcd is full)")  # fmt: skip
+
+
 class LogTrimmed(CoordinationError):
     """The wanted events were trimmed from etcd; fetch them from a peer's local log."""
 
