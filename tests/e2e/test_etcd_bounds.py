@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from seguro.cli import main
 from seguro.node.etcd.coordinator import Coordinator, LogTrimmed
-from seguro.ops.admin import status_rows
+from seguro.ops.admin import wait_for_master
 from seguro.proto.seguro.v1 import replication_pb2 as pb
 from seguro.proto.seguro.v1 import replication_pb2_grpc as rpc
 from seguro.urbit.noun import cord, jam
@@ -85,7 +85,7 @@ def test_a_full_etcd_is_said_everywhere_and_reclaim_brings_the_ship_back(tmp_pat
         assert reclaimed.exit_code == 0, reclaimed.output
         assert "NOSPACE" in reclaimed.output and "-> none" in reclaimed.output
         print(reclaimed.output)
-        wait_until("a master again", lambda: status_rows(cluster.etcd, "zod")["master"] is not None, 20)
+        wait_for_master(cluster.etcd, "zod", timeout_s=20)  # holds the key and serves
         after = poke(node["grpc"], 1 << 10, 999)
         assert after.accepted and after.event > replies[-2].event, after.error
     finally:

@@ -17,7 +17,7 @@ from seguro.cli import main
 from seguro.node.eventlog import EventLog
 from seguro.ops import cluster as local
 from seguro.ops import processes
-from seguro.ops.admin import status_rows
+from seguro.ops.admin import status_rows, wait_for_master
 from seguro.ops.etcd_server import EtcdCluster
 from seguro.ops.ship import create_ship
 from seguro.proto.seguro.v1 import replication_pb2 as pb
@@ -42,7 +42,9 @@ def test_a_ship_with_no_genesis_is_never_booted_and_starts_once_created(tmp_path
         assert all(r["durable_event"] == 0 and "genesis" in r["error"] for r in report["replicas"])
         result = CliRunner().invoke(main, ["ship", "create", "--etcd", cluster.etcd, "--ship", "zod"])
         assert result.exit_code == 0, result.output
-        took_s = wait_until("a master", lambda: status_rows(cluster.etcd, "zod")["master"] is not None, 15)
+        started_s = time.monotonic()
+        wait_for_master(cluster.etcd, "zod", timeout_s=15)  # holds the key and serves
+        took_s = time.monotonic() - started_s
         cluster.send(100)
         wait_until("answers", lambda: cluster.peer.answered() >= 90, timeout_s=15)
         wait_until("both logs hold the boot and the events", lambda: cluster.converged(2), timeout_s=15)
