@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from seguro.cli import main
 from seguro.core import messages as m
+from seguro.node import driver
 from seguro.node.config import NodeConfig
 from seguro.node.driver import Node
 from seguro.node.eventlog import EventLog, event_key
@@ -102,3 +103,17 @@ def test_a_poke_shed_at_a_full_queue_is_told_so_at_once(idle_node: Node) -> None
     started_s = time.monotonic()
     event, reply = idle_node.poke(jam((da_from_unix(1_700_000_000.0), ((0, 0), (cord("test"), 0)))))
     assert event == 0 and reply.startswith("node overloaded") and time.monotonic() - started_s < 1.0
+
+
+def test_catch_up_batches_wait_for_room_instead_of_piling_up(
+    idle_node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in review: a large catch-up queued every fetched batch for the driver: the log in memory."""
+    monkeypatch.setattr(driver, "CATCH_UP_WAIT_S", 0.3)
+    batch = m.CatchUpFetched(m.Batch(0, 1, (b"r",)))
+    for _ in range(driver.CATCH_UP_QUEUED):
+        idle_node.post(batch)
+    with pytest.raises(TimeoutError, match="took no catch-up batch"):
+        idle_node.post(batch)  # the fetch fails and is retried later; nothing grows without bound
+    assert idle_node._next_event(0.1) == batch  # the driver takes one: there is room again
+    idle_node.post(batch)

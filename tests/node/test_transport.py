@@ -255,3 +255,24 @@ def test_a_fetch_is_refused_to_a_stranger_and_from_a_stranger(follower, tmp_path
         assert not fetcher(Identity(SHIP, GENESIS, "n2")).fetch(1, 1) and not fetched  # the client refuses
     finally:
         server.stop(0).wait(5)
+
+
+def test_a_fetch_keeps_what_one_peer_sent_and_asks_the_next_only_for_the_rest(tmp_path: Path) -> None:
+    """Found in review: a fetch that failed part-way started the whole range again at the next peer."""
+    short, full = FollowerStandIn("n2", tmp_path / "short"), FollowerStandIn("n4", tmp_path / "full")
+    short.eventlog.append(1, records(1, 5))
+    full.eventlog.append(1, records(1, 10))
+    servers = [serve(node, "127.0.0.1:0", MAX_MESSAGE_BYTES) for node in (short, full)]
+    registry = {"n2": {"grpc": f"127.0.0.1:{servers[0][1]}"}, "n4": {"grpc": f"127.0.0.1:{servers[1][1]}"}}
+    fetched: list[m.Event] = []
+    try:
+        fetcher = PeerFetcher(lambda: MASTER, lambda: registry, fetched.append, MAX_MESSAGE_BYTES)
+        assert fetcher.fetch(1, 10)
+        batches = [e.batch for e in fetched]  # type: ignore[attr-defined]
+        events = [b.first_event + i for b in batches for i, _ in enumerate(b.records)]
+        assert events == list(range(1, 11))  # each event once: n4 was asked for 6..10 only
+    finally:
+        for server, _ in servers:
+            server.stop(0).wait(5)
+        short.eventlog.close()
+        full.eventlog.close()
