@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from seguro.cli import log, node, ops, ship
+from seguro.cli import log, node, ops, pier, ship
 
 
 @click.group()
@@ -16,5 +16,6 @@ def main() -> None:
 main.add_command(log.group)
 main.add_command(node.group)
 main.add_command(ship.group)
+main.add_command(pier.group)
 for _command in ops.commands:
     main.add_command(_command)

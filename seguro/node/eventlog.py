@@ -13,6 +13,8 @@ On-disk layout under the data directory DIR (layout version 1):
   - ``layout``, ``who``, ``life``, ``genesis``: UTF-8 JSON values (``layout`` is the integer 1; ``who`` is
     the ship as the caller gave it, an @p string or its integer; ``life`` the number of boot formula
     events; ``genesis`` the id of the ship's genesis record in etcd, set when the node first joins it).
+  - ``base``: the event before the first one, for a log that begins after event 1 (a chopped vere log:
+    the snapshot at ``base`` stands for the events before); ``pier``: an imported pier's vere META.
   - ``epoch/`` + 8-byte big-endian epoch -> 8-byte big-endian first event: the epoch history, i.e. the
     fencing epoch under which events from that first event on were written. Both columns strictly
     increase (first events never decrease) in key order.
@@ -157,7 +159,7 @@ class EventLog:
         try:
             self._meta_cf = self._db.get_column_family_handle(META_CF)
             self._meta = self._db.get_column_family(META_CF)
-            self._last = self._edge_event(last=True)
+            self._last = max(self._edge_event(last=True), self._base())
             self._epochs = [(epoch, first) for epoch, first, _ in self._epoch_entries() if epoch is not None]
             layout = self._meta.get(b"layout")
             if layout is not None and json.loads(layout) != LAYOUT_VERSION:
@@ -219,6 +221,19 @@ class EventLog:
     def first_event(self) -> int:
         """Lowest event held, 0 when empty."""
         return self._edge_event(last=False)
+
+    def _base(self) -> int:
+        value = self._meta.get(b"base")
+        return int(json.loads(value)) if value is not None else 0
+
+    def set_base(self, base: int) -> None:
+        """Make an empty log begin after event `base` (a chopped vere log: a snapshot at `base` stands for
+        events 1..base). Only an empty log can be given a base."""
+        self._require_writable()
+        with self._lock:
+            require(self._last == 0 and base >= 0, "only an empty log takes a base", last=self._last)
+            self._write({b"base": json.dumps(base).encode()})
+            self._last = base
 
     def append(self, first_event: int, records: Sequence[bytes], *, epoch: int | None = None) -> int:
         """Durably append `records` as events first_event.. in one synced batch; return the new last event.
@@ -324,15 +339,23 @@ class EventLog:
     # -- metadata -------------------------------------------------------------------------------------
 
     def set_meta(
-        self, *, who: str | int | None = None, life: int | None = None, genesis: str | None = None
+        self,
+        *,
+        who: str | int | None = None,
+        life: int | None = None,
+        genesis: str | None = None,
+        pier: dict[str, Any] | None = None,
     ) -> None:
         """Record which ship (and which genesis of it) this log belongs to and its boot formula count.
-        A log never changes owner."""
+        A log never changes owner. `pier`: vere's META of an imported pier (version, who, fake, life) and
+        where its snapshot is kept, so that an export writes it back."""
         updates: dict[bytes, bytes] = {}
         if who is not None:
             current = self.meta().get("who")
             require(current in (None, who), "event log belongs to another ship", who=current, new_who=who)
             updates[b"who"] = json.dumps(who).encode()
+        if pier is not None:
+            updates[b"pier"] = json.dumps(pier, sort_keys=True).encode()
         if genesis is not None:
             current = self.meta().get("genesis")
             require(current in (None, genesis), "event log belongs to another genesis", genesis=current,
@@ -345,9 +368,9 @@ class EventLog:
             self._write(updates)
 
     def meta(self) -> dict[str, Any]:
-        """The JSON-valued metadata (layout, who, life, genesis) that has been set."""
+        """The JSON-valued metadata (layout, who, life, genesis, base, pier) that has been set."""
         found: dict[str, Any] = {}
-        for name in ("layout", "who", "life", "genesis"):
+        for name in ("layout", "who", "life", "genesis", "base", "pier"):
             value = self._meta.get(name.encode())
             if value is not None:
                 found[name] = json.loads(value)

@@ -255,3 +255,17 @@ def test_a_log_of_another_layout_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(EventLogError, match="has layout 2; this Seguro reads layout 1"):
         EventLog(tmp_path)
+
+
+def test_a_log_can_begin_after_event_1_as_a_chopped_vere_log_does(tmp_path: Path) -> None:
+    with EventLog(tmp_path) as log:
+        log.set_base(40)
+        assert log.last_event() == 40 and log.first_event() == 0
+        with pytest.raises(InvariantViolation, match="must be contiguous"):
+            log.append(1, [b"\0\0\0\0\x02"])
+        log.append(41, [b"\0\0\0\0\x02", b"\0\0\0\0\x03"])
+        with pytest.raises(InvariantViolation, match="only an empty log takes a base"):
+            log.set_base(100)
+    with EventLog(tmp_path) as log:
+        assert (log.first_event(), log.last_event(), log.meta()["base"]) == (41, 42, 40)
+        assert [e for e, _ in log.read(41)] == [41, 42]
