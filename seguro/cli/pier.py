@@ -11,10 +11,11 @@ from pathlib import Path
 
 import click
 
+from seguro.node.etcd.coordinator import CoordinationError
 from seguro.node.eventlog import EventLogError
-from seguro.ops.pier import export_from_data, import_to_data
+from seguro.ops.pier import export_from_data, export_from_etcd, import_to_data, import_to_etcd
 from seguro.urbit.pier.layout import PierError
-from seguro.urbit.pier.verify import verify
+from seguro.urbit.pier.verify import PierReport, verify
 
 EXIT_UNSOUND = 1
 
@@ -45,6 +46,10 @@ def progress(label: str, first: int, last: int, quiet: bool) -> Iterator[object]
             seen[0] = event
 
         yield tick
+
+
+def verify_bounds(first: int, last: int) -> PierReport:
+    return PierReport("", first_event=first, last_event=last)
 
 
 def pier_bounds(pier: Path) -> tuple[int, int]:
@@ -83,18 +88,36 @@ def verify_command(pier: Path, as_json: bool) -> None:
 
 @group.command("import")
 @click.argument("pier", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
               help="An empty data directory: DIR/log becomes the pier's log.")
+@click.option("--etcd", help="Seed a cluster instead: etcd client URLs (nodes pick the ship up from etcd).")
+@click.option("--ship", help="With --etcd: the ship's name (refused if it exists).")
 @click.option("--json", "as_json", is_flag=True)
-def import_command(pier: Path, data_dir: Path, as_json: bool) -> None:
-    """Build a node's local log from a pier, byte for byte, with its META (and snapshot, if chopped)."""
+def import_command(
+    pier: Path, data_dir: Path | None, etcd: str | None, ship: str | None, as_json: bool
+) -> None:
+    """Import a pier's log, byte for byte with its META: into a node's local log (--data), or into a
+    cluster (--etcd, --ship: the ship's genesis and its whole log, for nodes with empty data dirs)."""
+    if (data_dir is None) == (etcd is None) or (etcd is not None and not ship):
+        raise click.UsageError("give either --data DIR, or --etcd URLS and --ship NAME")
     try:
         first, last = pier_bounds(pier)
         with progress("importing", first, last, as_json) as tick:
             started = time.monotonic()
-            report = import_to_data(pier, data_dir, progress=tick)  # type: ignore[arg-type]
-    except (PierError, EventLogError) as e:
+            if etcd is not None:
+                genesis = import_to_etcd(pier, etcd, ship or "", progress=tick)  # type: ignore[arg-type]
+                report = verify_bounds(first, last)
+            else:
+                report = import_to_data(pier, data_dir or Path(), progress=tick)  # type: ignore[arg-type]
+    except (PierError, EventLogError, CoordinationError) as e:
         raise click.ClickException(str(e)) from None
+    if etcd is not None:
+        seconds = time.monotonic() - started
+        summary = {"pier": str(pier), "ship": ship, "genesis": genesis.id, "first_event": first,
+                   "last_event": last, "seconds": round(seconds, 2)}  # fmt: skip
+        click.echo(json.dumps(summary) if as_json else f"imported events {first}..{last} as ship {ship} "
+                   f"(genesis {genesis.id}) in {seconds:.1f} s")  # fmt: skip
+        return
     seconds = time.monotonic() - started
     count = report.last_event - report.first_event + 1
     summary = {"pier": str(pier), "data": str(data_dir), "first_event": report.first_event,
@@ -106,18 +129,28 @@ def import_command(pier: Path, data_dir: Path, as_json: bool) -> None:
 
 
 @group.command("export")
-@click.option("--data", "data_dir", required=True,
-              type=click.Path(file_okay=False, exists=True, path_type=Path),
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="A node's data directory (read as of now; a running node keeps running).")
+@click.option("--etcd", help="Export what etcd holds instead (all of it, untrimmed): etcd client URLs.")
+@click.option("--ship", help="With --etcd: the ship's name.")
 @click.option("--to", "pier", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--vere", "vere_major", type=click.Choice(["3", "4"]), help="Epoch format for vere 3.x or 4.x.")
 @click.option("--force", is_flag=True, help="Replace the event log of an existing pier.")
 @click.option("--json", "as_json", is_flag=True)
-def export_command(data_dir: Path, pier: Path, vere_major: str | None, force: bool, as_json: bool) -> None:
-    """Write a node's log as a pier vere can replay (.urb/log, epoc.txt, vere.txt, put/ and get/)."""
+def export_command(
+    data_dir: Path | None, etcd: str | None, ship: str | None, pier: Path, vere_major: str | None,
+    force: bool, as_json: bool,
+) -> None:  # fmt: skip
+    """Write a replicated log as a pier vere can replay (.urb/log, epoc.txt, vere.txt, put/ and get/)."""
+    if (data_dir is None) == (etcd is None) or (etcd is not None and not ship):
+        raise click.UsageError("give either --data DIR, or --etcd URLS and --ship NAME")
+    major = int(vere_major) if vere_major else None
     try:
-        last = export_from_data(data_dir, pier, int(vere_major) if vere_major else None, force)
-    except (PierError, EventLogError) as e:
+        if etcd is not None:
+            last = export_from_etcd(etcd, ship or "", pier, major or 4, force)
+        else:
+            last = export_from_data(data_dir or Path(), pier, major, force)
+    except (PierError, EventLogError, CoordinationError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(json.dumps({"pier": str(pier), "last_event": last}) if as_json else
                f"exported events ..{last} to {pier}")  # fmt: skip

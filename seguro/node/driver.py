@@ -232,7 +232,9 @@ class Node:
 
     def _perform(self, ready: m.Ready) -> None:
         if ready.record_genesis is not None:  # before anything of the ship reaches the log
-            self.eventlog.set_meta(genesis=ready.record_genesis)
+            vere = self.tasks.genesis_vere()
+            pier = {**vere, "snapshot": []} if vere else None  # an imported ship: export can write it back
+            self.eventlog.set_meta(genesis=ready.record_genesis, pier=pier)
         for batch in ready.persist:
             self.eventlog.append(batch.first_event, batch.records, epoch=batch.epoch or None)
             with self.appended:

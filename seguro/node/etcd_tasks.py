@@ -87,6 +87,11 @@ class EtcdTasks:
             self.warn_now_and_then(SPACE_HELP, ", ".join(alarms), level=logging.ERROR)
         return alarms
 
+    def genesis_vere(self) -> dict | None:
+        """The vere META an imported ship's genesis carries (for the local log, so it can be exported)."""
+        genesis = self._genesis
+        return dict(genesis.vere) if genesis is not None and genesis.vere else None
+
     def registry(self) -> dict[str, dict] | None:
         """The ship's replica registry (`replica/<id>`), None when etcd does not answer."""
         try:

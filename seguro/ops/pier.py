@@ -3,17 +3,23 @@ cluster through etcd), and export a replicated log back into a pier vere boots."
 
 from __future__ import annotations
 
+import itertools
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from seguro.core.config import Config
+from seguro.node.etcd.coordinator import Coordinator, Genesis, LogTrimmed, ShipExists
 from seguro.node.eventlog import EventLog
+from seguro.ops.ship import new_genesis
 from seguro.urbit.pier.layout import SNAPSHOT_FILES, Meta, PierError
 from seguro.urbit.pier.reader import segments
 from seguro.urbit.pier.verify import PierReport, walk
 from seguro.urbit.pier.writer import write_pier
 
 IMPORT_BATCH_EVENTS = 10_000
+MAX_BATCH_EVENTS, MAX_BATCH_BYTES = Config.max_batch_events, Config.max_batch_bytes  # as the master batches
 SNAPSHOT_DIR = "pier-snapshot"  # beside DIR/log: the snapshot a chopped log begins after
 
 Progress = Callable[[int], None]
@@ -91,3 +97,89 @@ def _counted(records: Iterator[tuple[int, bytes]], progress: Progress | None) ->
         if progress is not None and event % IMPORT_BATCH_EVENTS == 0:
             progress(event)
         yield event, record
+
+
+def import_to_etcd(pier: Path, etcd: str, ship: str, progress: Progress | None = None) -> Genesis:
+    """Seed a cluster with the pier's log: every batch appended at epoch 0 (no master may exist), then the
+    genesis, last, so that nodes (which wait for a genesis) never start on a half-imported log. A run that
+    stopped part-way is resumed where etcd's head is, once its last record is checked against the pier.
+    Refuses a ship name that exists, and a chopped pier (every replica would need its snapshot)."""
+    layout = segments(pier)
+    if layout[0].base:
+        raise PierError(f"{pier} is chopped (its log begins after event {layout[0].base}): every replica "
+                        "needs its snapshot; import it with --data on each node instead")  # fmt: skip
+    report = PierReport(str(pier))
+    with Coordinator(etcd, ship, timeout_s=10.0) as coord:
+        found = coord.genesis()
+        if found is not None:
+            raise ShipExists(f"ship {ship} already exists (genesis {found.id})")
+        head, _ = coord.head()
+        records = walk(pier, decode=False, report=report)
+        if head:
+            _check_resume(coord, pier, head)
+            records = (r for r in records if r[0] > head)
+        for first, group in _etcd_batches(records):
+            result = coord.append_records(0, first - 1, group)
+            if not result.ok:
+                raise ShipExists(f"ship {ship} changed during the import (head {result.head_event}, "
+                                 f"master epoch {result.master_epoch})")  # fmt: skip
+            if progress is not None:
+                progress(first + len(group) - 1)
+        meta = report.meta
+        genesis = new_genesis(_who_text(int(meta["who"])), time.time())  # type: ignore[arg-type]
+        genesis = Genesis(genesis.id, genesis.who, genesis.created_by, genesis.created_at, 1,
+                          vere={k: meta[k] for k in ("version", "who", "fake", "life")})  # fmt: skip
+        coord.seal_genesis(genesis, report.last_event)
+    return genesis
+
+
+def _check_resume(coord: Coordinator, pier: Path, head: int) -> None:
+    ours = next((record for event, record in walk(pier, decode=False) if event == head), None)
+    theirs = next((b.records[-1].data for b in coord.read_batches(head, head)), None)
+    if ours is None or ours != theirs:
+        raise ShipExists(f"etcd holds events ..{head} of ship {coord.ship} with no genesis, and they "
+                         "are not this pier's: another import was interrupted; remove its keys first")
+
+
+def _etcd_batches(records: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, list[bytes]]]:
+    """Groups as the master makes them: at most MAX_BATCH_EVENTS and MAX_BATCH_BYTES (a larger record
+    alone; the adapter writes it as chunks)."""
+    first, group, size = 0, [], 0
+    for event, record in records:
+        if group and (len(group) >= MAX_BATCH_EVENTS or size + len(record) > MAX_BATCH_BYTES):
+            yield first, group
+            group, size = [], 0
+        if not group:
+            first = event
+        group.append(record)
+        size += len(record)
+    if group:
+        yield first, group
+
+
+def _who_text(who: int) -> str:
+    return f"0x{who:x}"
+
+
+def export_from_etcd(etcd: str, ship: str, pier: Path, vere_major: int = 4, force: bool = False) -> int:
+    """Write the ship's log as held in etcd into a pier; etcd must still hold it all (from event 1):
+    after trims, export from a node's data directory instead."""
+    with Coordinator(etcd, ship, timeout_s=10.0) as coord:
+        genesis = coord.genesis()
+        if genesis is None:
+            raise PierError(f"ship {ship} does not exist in this etcd")
+        if genesis.vere is None:
+            raise PierError(f"ship {ship} was created by `seguro ship create` (a reference ship): its log "
+                            "is not a vere ship's")  # fmt: skip
+        vere = genesis.vere
+        meta = Meta(int(vere["version"]), int(vere["who"]), bool(vere["fake"]), int(vere["life"]))
+        batches = coord.read_batches(genesis.first_event)
+        try:
+            head = next(batches, None)
+        except LogTrimmed as e:
+            raise PierError(f"etcd no longer holds events {genesis.first_event}.."
+                            f"{e.first_available_event - 1} (trimmed): export from a node's data directory "
+                            "(--data)") from None  # fmt: skip
+        everything = itertools.chain([head] if head else [], batches)
+        records = ((r.event, r.data) for b in everything for r in b.records)
+        return write_pier(pier, meta, genesis.first_event - 1, records, vere_major, None, force)

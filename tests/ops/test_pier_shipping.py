@@ -10,8 +10,12 @@ import pytest
 from click.testing import CliRunner
 
 from seguro.cli import main
+from seguro.node.etcd.coordinator import Coordinator, ShipExists
 from seguro.node.eventlog import EventLog
-from seguro.urbit.pier.layout import epochs
+from seguro.ops.etcd_server import EtcdCluster
+from seguro.ops.pier import export_from_etcd, import_to_etcd
+from seguro.ops.ship import create_ship
+from seguro.urbit.pier.layout import PierError, epochs
 from tests.urbit.piers import epoch_pier, legacy_pier, read_events, read_meta, ship_records
 
 
@@ -94,3 +98,29 @@ def test_verify_names_the_first_bad_event_and_exits_non_zero(tmp_path: Path, rec
     assert "record too short" in report["problem"]
     missing = CliRunner().invoke(main, ["pier", "verify", str(tmp_path / "nowhere")])
     assert missing.exit_code == 1 and "no event log" in missing.output
+
+
+def test_an_import_into_etcd_resumes_a_stopped_one_and_refuses_what_it_must(
+    etcd1: EtcdCluster, tmp_path: Path, records: list[bytes]
+) -> None:
+    pier = epoch_pier(tmp_path / "pier", [(0, records[:60])])
+    with Coordinator(etcd1.endpoints, "zod") as coord:  # a run that stopped after 25 events
+        assert coord.append_records(0, 0, records[:25]).ok
+        assert coord.genesis() is None
+    genesis = import_to_etcd(pier, etcd1.endpoints, "zod")
+    with Coordinator(etcd1.endpoints, "zod") as coord:
+        assert coord.head()[0] == 60 and coord.genesis() == genesis and genesis.vere["life"] == 1  # type: ignore[index]
+        assert [r.data for b in coord.read_batches(1) for r in b.records] == records[:60]
+    with pytest.raises(ShipExists, match="already exists"):
+        import_to_etcd(pier, etcd1.endpoints, "zod")
+    other = epoch_pier(tmp_path / "other", [(0, records[1:30])])
+    with Coordinator(etcd1.endpoints, "bus") as coord:
+        assert coord.append_records(0, 0, records[:5]).ok
+    with pytest.raises(ShipExists, match="not this pier's"):
+        import_to_etcd(other, etcd1.endpoints, "bus")
+    chopped = epoch_pier(tmp_path / "chopped", [(40, records[40:60])])
+    with pytest.raises(PierError, match="chopped"):
+        import_to_etcd(chopped, etcd1.endpoints, "nec")
+    create_ship(etcd1.endpoints, "ref")
+    with pytest.raises(PierError, match="reference ship"):
+        export_from_etcd(etcd1.endpoints, "ref", tmp_path / "ref")

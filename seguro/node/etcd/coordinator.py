@@ -191,6 +191,16 @@ class Coordinator:
         raise ShipExists(f"etcd already holds a log for ship {self.ship} (head {parse_head(heads[0][0])[0]}) "
                          "with no genesis record")  # fmt: skip
 
+    def seal_genesis(self, genesis: Genesis, head: int) -> None:
+        """Write the genesis of a log imported batch by batch (each batch appended at epoch 0: no master),
+        once its last batch is in: nodes wait for the genesis, so none serves a half-imported log."""
+        k, t = self.keys, self._t
+        compare = [t.version(k.genesis) == 0, t.create(k.master) == 0, *head_compares(t, k.head, head)]
+        value = genesis.encode()
+        ok, replies = self._txn("seal_genesis", compare, [t.put(k.genesis, value)], [t.get(k.genesis)])
+        if not ok and not (replies[0] and replies[0][0][0] == value):  # not our own retry, landed
+            raise ShipExists(f"ship {self.ship} changed during the import (a genesis, a master, more events)")
+
     def genesis(self) -> Genesis | None:
         """The ship's genesis record; None when the ship has not been created in this etcd."""
         return self.genesis_at()[0]

@@ -90,6 +90,7 @@ class Genesis:
     created_by: str
     created_at: str
     first_event: int = 1
+    vere: dict | None = None  # an imported pier's vere META (version, who, fake, life); None: made here
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -98,7 +99,8 @@ class Genesis:
     def decode(cls, value: bytes) -> Genesis:
         try:
             fields = json.loads(value)
-            return cls(**{k: fields[k] for k in ("id", "who", "created_by", "created_at", "first_event")})
+            known = {k: fields[k] for k in ("id", "who", "created_by", "created_at", "first_event")}
+            return cls(**known, vere=fields.get("vere"))
         except (ValueError, KeyError, TypeError) as e:
             raise CoordinationError(f"the ship's genesis record in etcd is unreadable: {e}") from e
 
