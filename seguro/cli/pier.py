@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from seguro.node.etcd.coordinator import CoordinationError
-from seguro.node.eventlog import EventLogError
+from seguro.node.eventlog import EventLog, EventLogError
 from seguro.ops.pier import export_from_data, export_from_etcd, import_to_data, import_to_etcd
 from seguro.urbit.pier.layout import PierError
 from seguro.urbit.pier.verify import PierReport, verify
@@ -149,7 +149,10 @@ def export_command(
         if etcd is not None:
             last = export_from_etcd(etcd, ship or "", pier, major or 4, force)
         else:
-            last = export_from_data(data_dir or Path(), pier, major, force)
+            with EventLog(data_dir or Path(), create=False, read_only=True) as log:
+                first, last_held = log.first_event(), log.last_event()
+            with progress("exporting", first, last_held, as_json) as tick:
+                last = export_from_data(data_dir or Path(), pier, major, force, progress=tick)  # type: ignore[arg-type]
     except (PierError, EventLogError, CoordinationError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(json.dumps({"pier": str(pier), "last_event": last}) if as_json else
