@@ -38,6 +38,7 @@ def group() -> None:
     help="HOST:PORT other replicas dial; needed when --grpc binds 0.0.0.0 (port 0: the bound port).",
 )
 @click.option("--udp", help="HOST:PORT of the ship's Ames UDP socket.")
+@click.option("--follow-pier", help="Commit a running vere's log from this pier (as master); run no ship.")
 @click.option("--ttl", "lease_ttl_s", type=int, help="Lease TTL in seconds (>= 2, default 3).")
 @click.option("--ack-replicas", type=int, help="Followers that must hold an event before its effects leave.")
 @click.option("--max-event-bytes", type=int, help="Largest event accepted (default 64 MiB).")
@@ -64,8 +65,15 @@ def run(
     **flags: object,
 ) -> None:
     """Host one replica: local RocksDB log, ship runtime, etcd lease, gRPC and UDP endpoints."""
-    setup_logging(log_level)
     flags["runtime"] = runtime_cmd
+    serve_node(config_path, flags, ready_file, log_level)
+
+
+def serve_node(
+    config_path: Path | None, flags: dict[str, object], ready_file: Path | None, log_level: str
+) -> None:
+    """Run a node until SIGTERM/SIGINT; exit 0, or 3 when it refuses to run (another genesis)."""
+    setup_logging(log_level)
     try:
         cfg = NodeConfig.load(config_path, flags)
     except ConfigError as e:

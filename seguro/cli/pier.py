@@ -157,3 +157,30 @@ def export_command(
         raise click.ClickException(str(e)) from None
     click.echo(json.dumps({"pier": str(pier), "last_event": last}) if as_json else
                f"exported events ..{last} to {pier}")  # fmt: skip
+
+
+@group.command("follow")
+@click.argument("pier", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--etcd", required=True, help="Comma-separated etcd client URLs.")
+@click.option("--ship", required=True, help="The ship's name (import its pier first: `seguro pier import`).")
+@click.option("--id", "node_id", default="follow", show_default=True, help="This follower's replica id.")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Its data directory (default: PIER/.urb/seguro-follow).")
+@click.option("--grpc", default="127.0.0.1:0", show_default=True, help="HOST:PORT of its gRPC server.")
+@click.option("--advertise-grpc", help="HOST:PORT replicas dial, when --grpc binds every interface.")
+@click.option("--ready-file", type=click.Path(path_type=Path), help="Write bound addresses here once up.")
+@click.option("--log-level", default="INFO", show_default=True)
+def follow_command(
+    pier: Path, etcd: str, ship: str, node_id: str, data_dir: Path | None, grpc: str,
+    advertise_grpc: str | None, ready_file: Path | None, log_level: str,
+) -> None:  # fmt: skip
+    """Protect a ship that still runs on an unmodified vere: commit every new event of its log into the
+    cluster as it appears, fenced like any master's commits. The ship's replicas run log-only
+    (`node run --runtime none`): they store, acknowledge and serve the log; vere emits the effects."""
+    from seguro.cli.node import serve_node
+
+    flags: dict[str, object] = {
+        "node_id": node_id, "ship": ship, "etcd": etcd, "grpc": grpc, "advertise_grpc": advertise_grpc,
+        "data_dir": data_dir or pier / ".urb" / "seguro-follow", "follow_pier": str(pier.resolve()),
+    }  # fmt: skip
+    serve_node(None, flags, ready_file, log_level)

@@ -136,6 +136,15 @@ class WorkDone:
 
 
 @dataclass(frozen=True)
+class Tailed:
+    """The next event of a log another program writes (a running vere whose pier this node follows): the
+    master commits it as it would its runtime's work. It has no effects here: vere emits them."""
+
+    eve: int
+    record: bytes
+
+
+@dataclass(frozen=True)
 class WorkRefused:
     """The runtime rejected a job without consuming an event number (vere's %work %bail)."""
 
@@ -218,6 +227,7 @@ Event = (
     | CatchUpDone
     | IncomingEvent
     | WorkDone
+    | Tailed
     | WorkRefused
     | RuntimeFailed
     | RuntimeReady

@@ -315,6 +315,16 @@ class Replica:
         if ev.job is not None:
             self._awaiting[ev.eve] = ev.job
 
+    def _on_Tailed(self, ev: m.Tailed, now_s: float, ready: m.Ready) -> None:
+        """A followed log's next event: committed like run-ahead (a fence throws it away and the tailer
+        starts again from the committed log), with nothing to run and no effect to hold."""
+        if self.role != MASTER or not self.runtime_ready:
+            return
+        require(ev.eve == self._last_worked + 1, "a followed log must be contiguous", eve=ev.eve,
+                expected=self._last_worked + 1)  # fmt: skip
+        self._last_worked = self.applied = ev.eve
+        self._batcher.add([(ev.eve, ev.record)])
+
     def _job_answered(self) -> None:
         """One job handed to the runtime came back. The count decides whether a fence must restart the
         runtime (it holds run-ahead): an undercount would leave an uncommitted event in it."""

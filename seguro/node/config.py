@@ -40,7 +40,8 @@ class NodeConfig:
     lease_margin_s: float = 0.75
     ack_replicas: int = 0
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
-    runtime: tuple[str, ...] = field(default=())  # empty: the reference ship
+    runtime: tuple[str, ...] = field(default=())  # empty: the reference ship; ("none",): a log-only replica
+    follow_pier: str = ""  # a running vere's pier whose log this node commits (as master); it runs no ship
     snapshot_every: int = 5000
     etcd_retain_events: int = 100_000
     etcd_retain_bytes: int = 256 << 20
@@ -90,6 +91,11 @@ class NodeConfig:
                               f"{self.failover_grace_s} and {self.promotion_timeout_s}")  # fmt: skip
         if not 1024 <= self.max_event_bytes <= 1 << 30:
             raise ConfigError(f"max_event_bytes must be in [1 KiB, 1 GiB], got {self.max_event_bytes}")
+
+    @property
+    def log_only(self) -> bool:
+        """Runs no ship: it stores, acknowledges and serves the log, and never campaigns."""
+        return self.runtime == ("none",)
 
     @property
     def grpc_hostport(self) -> tuple[str, int]:

@@ -15,6 +15,7 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 from seguro.core import messages as m
 from seguro.core.clock import Clock
@@ -27,6 +28,7 @@ from seguro.node.etcd.coordinator import Coordinator, MasterInfo
 from seguro.node.etcd.schema import SPACE_HELP
 from seguro.node.etcd_tasks import EtcdTasks, quietly
 from seguro.node.eventlog import EventLog
+from seguro.node.log_only import NoRuntime, PierTail
 from seguro.node.peer_fetch import PeerFetcher
 from seguro.node.push import PushStream, PushStreams
 from seguro.node.runtime import Job, RuntimeWorker
@@ -92,11 +94,7 @@ class Node:
         self._lease = ThreadPoolExecutor(1, thread_name_prefix="seguro-lease")
         self._background = ThreadPoolExecutor(1, thread_name_prefix="seguro-status")
         self._status_busy = threading.Event()
-        self.runtime = RuntimeWorker(
-            self.eventlog, self.post, die=self.die, pier=cfg.data_dir / "pier", argv=cfg.runtime,
-            stderr_path=cfg.data_dir / "runtime.log", timeout_s=cfg.runtime_timeout_s,
-            snapshot_every=cfg.snapshot_every,
-        )  # fmt: skip
+        self.runtime = self._make_runtime(cfg)
         self.ingress = Ingress(cfg.udp_hostport, self.clock, self.post)
         self._server, grpc_port = serve(self, cfg.grpc, cfg.max_event_bytes)
         self.grpc_address = cfg.advertised_grpc(grpc_port)
@@ -115,6 +113,22 @@ class Node:
         self._freshness = Freshness(fresh_s=max(3.0, 3 * STATUS_EVERY_S))
         self._watch = None
 
+    def _make_runtime(self, cfg: NodeConfig) -> RuntimeWorker | NoRuntime:
+        """The ship's runtime; none for a log-only replica; a running vere's pier for its follower."""
+        if cfg.follow_pier:
+            return PierTail(Path(cfg.follow_pier), self.eventlog, self.post, self._serves, self.die)
+        if cfg.log_only:
+            return NoRuntime(self.eventlog, self.post)
+        return RuntimeWorker(
+            self.eventlog, self.post, die=self.die, pier=cfg.data_dir / "pier", argv=cfg.runtime,
+            stderr_path=cfg.data_dir / "runtime.log", timeout_s=cfg.runtime_timeout_s,
+            snapshot_every=cfg.snapshot_every,
+        )  # fmt: skip
+
+    def _serves(self) -> bool:
+        """Master with a ready runtime (read from the tailer's thread: plain attribute reads)."""
+        return self.core.role == MASTER and self.core.runtime_ready
+
     def _start_push(self, follower_id: str, address: str, epoch: int) -> PushStream:
         return PushStream(
             follower_id, address, self.eventlog, epoch, self.identity(), self.post, self.appended,
@@ -127,7 +141,7 @@ class Node:
             node_id=cfg.node_id, lease_ttl_s=float(cfg.lease_ttl_s), lease_margin_s=cfg.lease_margin_s,
             ack_replicas=cfg.ack_replicas, max_event_bytes=cfg.max_event_bytes,
             etcd_retain_events=cfg.etcd_retain_events, etcd_retain_bytes=cfg.etcd_retain_bytes,
-            nofailover=cfg.nofailover, failover_priority=cfg.failover_priority,
+            nofailover=cfg.nofailover or cfg.log_only, failover_priority=cfg.failover_priority,
             failover_grace_s=cfg.failover_grace_s or 2.0 * cfg.lease_ttl_s,
             promotion_timeout_s=cfg.promotion_timeout_s,
         )  # fmt: skip

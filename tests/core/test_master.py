@@ -230,3 +230,26 @@ def test_an_awaited_event_the_runtime_refuses_is_answered_with_why() -> None:
     s.step(m.IncomingEvent(job=job, size_bytes=1))
     ready = s.step(m.WorkRefused("bail: %evil", job=job))
     assert ready.answers == [(job, 0, "the runtime refused the event: bail: %evil")]
+
+
+def test_a_followed_logs_events_are_committed_like_run_ahead_and_a_fence_drops_the_rest() -> None:
+    """`seguro pier follow`: the master commits a running vere's new events (Tailed); they hold no effects."""
+    s = Script()
+    assert s.step(m.Tailed(1, b"r1")).commit is None  # not master: ignored
+    s.become_master()
+    commit = s.step(m.Tailed(1, b"r1")).commit
+    assert commit is not None and commit.batch.records == (b"r1",)
+    s.step(m.Tailed(2, b"r2"))
+    with pytest.raises(InvariantViolation, match="contiguous"):
+        s.step(m.Tailed(4, b"r4"))
+
+
+def test_a_fence_throws_tailed_events_away_and_restarts_the_tailer() -> None:
+    s = Script()
+    s.become_master()
+    commit = s.step(m.Tailed(1, b"r1")).commit
+    assert commit is not None
+    s.step(m.Tailed(2, b"r2"))
+    ready = s.step(m.CommitDone(seq=commit.seq, ok=False, fence_lost=True))
+    assert s.r.role != MASTER and ready.restart_runtime  # the tailer starts again from the committed log
+    assert ready.commit is None and s.r.durable == 0
