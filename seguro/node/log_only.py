@@ -63,6 +63,8 @@ class PierTail(NoRuntime):
         super().__init__(eventlog, post)
         self.pier, self._is_master, self._die = pier, is_master, die
         self._next: int | None = None  # next pier event to hand over; None while not master
+        self._generation = 0  # bumped by restart(): events read before it must never be handed over
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="seguro-pier-tail", daemon=True)
         self.error = ""
@@ -72,8 +74,12 @@ class PierTail(NoRuntime):
         self._thread.start()
 
     def restart(self) -> None:
-        self._next = None  # a fence: what was handed over and not committed is gone; start again from the log
-        super().restart()
+        """A fence: what was handed over and not committed is gone; start again from the committed log.
+        Under the lock, so every Tailed of the old generation is queued before this RuntimeReady."""
+        with self._lock:
+            self._generation += 1
+            self._next = None
+            super().restart()
 
     def run(self, job: Job) -> None:
         self._post(m.WorkRefused(f"this node follows the pier {self.pier}: vere takes the ship's events",
@@ -102,16 +108,25 @@ class PierTail(NoRuntime):
 
     def _poll(self) -> None:
         if not self._is_master():
-            self._next = None
+            with self._lock:
+                self._next = None
             return
-        if self._next is None:
+        with self._lock:
+            generation, start = self._generation, self._next
+        if start is None:
             committed = self._log.last_event()
             self._check_matches(committed)
-            self._next = committed + 1
-        for event, record in self._read(self._next, TAIL_MAX_EVENTS):
+            start = committed + 1
+        for event, record in self._read(start, TAIL_MAX_EVENTS):
             check_record(event, record, decode=False)
-            self._post(m.Tailed(event, record))
-            self._next = event + 1
+            with self._lock:
+                if generation != self._generation:
+                    return  # restarted meanwhile: the next poll starts from the committed log
+                self._post(m.Tailed(event, record))
+                self._next = event + 1
+        with self._lock:
+            if generation == self._generation and self._next is None:
+                self._next = start
         self.error = ""
 
     def _check_matches(self, committed: int) -> None:
