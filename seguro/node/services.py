@@ -150,6 +150,7 @@ class AdminService(rpc.AdminServicer):
             durable_event=int(s["durable_event"]), applied_event=int(s["applied_event"]),  # type: ignore[arg-type]
             committed_event=int(s["committed_event"]), effects_sent=int(s["effects_sent"]),  # type: ignore[arg-type]
             datagrams_dropped=int(s["dropped"]), error=str(s["error"]),  # type: ignore[arg-type]
+            genesis=str(s.get("genesis", "")),
         )  # fmt: skip
 
     def StepDown(self, request: pb.StepDownRequest, context: grpc.ServicerContext) -> pb.StepDownReply:

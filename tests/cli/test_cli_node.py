@@ -93,6 +93,7 @@ def test_status_and_step_down_answer_before_the_node_loop_runs(idle_node: Node) 
         admin = rpc.AdminStub(channel)
         status = admin.Status(pb.StatusRequest(), timeout=5)
         assert (status.id, status.role, status.durable_event) == ("n0", "waiting", 0)  # no genesis seen yet
+        assert status.genesis == "" and "genesis" in status.error
         assert admin.StepDown(pb.StepDownRequest(), timeout=5).was_master is False
 
 
