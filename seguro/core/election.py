@@ -81,8 +81,12 @@ class Elector:
             self._key_absent_since_s = now_s
 
     def hold_off(self, until_s: float) -> None:
-        """Let others win first (after a step-down, or a promotion that took too long)."""
+        """Let others win first (after a step-down, or a promotion that took too long). Published in the
+        replica's status, so that others do not defer to it meanwhile (else it would win again)."""
         self._hold_off_until_s = max(self._hold_off_until_s, until_s)
+
+    def holding_off(self, now_s: float) -> bool:
+        return now_s < self._hold_off_until_s
 
     def due(self, me: Candidacy, now_s: float) -> bool:
         """Campaign now? Marks one in flight when so."""

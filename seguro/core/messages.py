@@ -142,6 +142,7 @@ class Tailed:
 
     eve: int
     record: bytes
+    epoch: int  # the term it was read for: a late one from an earlier term is dropped
 
 
 @dataclass(frozen=True)

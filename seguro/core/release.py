@@ -47,6 +47,10 @@ class EffectGate:
         for gone in [r for r in self._acks if r not in replica_ids]:
             del self._acks[gone]
 
+    def held_by(self, replica_ids: set[str]) -> int | None:
+        """The most any of `replica_ids` acknowledged holding; None when none of them acked."""
+        return max((self._acks[r] for r in replica_ids if r in self._acks), default=None)
+
     def ack_floor(self, committed: int) -> int:
         """Highest event that at least `ack_replicas` followers hold durably."""
         k = self.ack_replicas

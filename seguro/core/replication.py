@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 
 from seguro.core import messages as m
+from seguro.core.admission import Standing, why_refuse_push
 from seguro.core.batcher import Batcher
 from seguro.core.config import Config
 from seguro.core.election import Candidacy, Elector
@@ -108,6 +109,7 @@ class Replica:
             "error": self.stop_reason or (WAITING_REASON if self.role == WAITING else ""),
             "genesis": self.genesis or "",
             "nofailover": self.cfg.nofailover,
+            "holding_off": self._elector.holding_off(now_s),
             "failover_priority": self.cfg.failover_priority,
             "campaign": self._elector.why_not if self.role == FOLLOWER else "",
             **self.counters,
@@ -256,12 +258,16 @@ class Replica:
         log.warning("fenced", extra={"reason": reason, "epoch": self.epoch})
         self.counters["effects_discarded"] += self._gate.discard()
         self._batcher.clear()
+        in_flight = self._inflight.batch.last_event if self._inflight is not None else 0
         self._inflight = None
         lost = f"lost to a fence before it was committed ({reason})"
-        ready.answers += [(job, 0, lost) for job in [*ready.run, *self._awaiting.values()]]
+        unknown = f"outcome unknown: its commit was in flight when this replica was fenced ({reason})"
+        ready.answers += [(job, 0, unknown if e <= in_flight else lost) for e, job in self._awaiting.items()]
+        ready.answers += [(job, 0, lost) for job in ready.run]
         self._awaiting.clear()
         ready.run.clear()  # jobs decided earlier in this same step are run-ahead too
         ready.commit = None
+        ready.trim_below = None  # a trim is the master's, under its fence: a fenced node trims nothing
         ready.release.clear()
         if self._running or self.applied > self.durable:
             ready.restart_runtime = True
@@ -318,7 +324,7 @@ class Replica:
     def _on_Tailed(self, ev: m.Tailed, now_s: float, ready: m.Ready) -> None:
         """A followed log's next event: committed like run-ahead (a fence throws it away and the tailer
         starts again from the committed log), with nothing to run and no effect to hold."""
-        if self.role != MASTER or not self.runtime_ready:
+        if self.role != MASTER or not self.runtime_ready or ev.epoch != self.epoch:
             return
         require(ev.eve == self._last_worked + 1, "a followed log must be contiguous", eve=ev.eve,
                 expected=self._last_worked + 1)  # fmt: skip
@@ -368,6 +374,8 @@ class Replica:
             return  # a commit from before a fence: etcd has it or not; catch-up will tell
         ours = not ev.fence_lost and ev.actual_head == inflight.batch.last_event  # our own retry landed
         if not (ev.ok or ours):
+            if not ev.error:  # etcd answered: the batch is known not committed (an error leaves it unknown)
+                self._inflight = None
             self._fence(
                 f"commit refused: {ev.error or ('fence lost' if ev.fence_lost else 'head moved')}", ready
             )
@@ -381,7 +389,8 @@ class Replica:
 
     def _maybe_trim(self, ready: m.Ready) -> None:
         """Keep etcd within its quota (seguro.core.retention)."""
-        ready.trim_below = self._retention.trim_below(self.committed)
+        live = {p.replica_id for p in self._elector.peers if p.fresh}
+        ready.trim_below = self._retention.trim_below(self.committed, self._gate.held_by(live))
 
     def _on_FollowerAck(self, ev: m.FollowerAck, now_s: float, ready: m.Ready) -> None:
         """The follower's durable position now, not its best: one that lost its disk and came back acks
@@ -399,34 +408,22 @@ class Replica:
     # ---- follower: store and apply ------------------------------------------------------------
 
     def _on_BatchReceived(self, ev: m.BatchReceived, now_s: float, ready: m.Ready) -> None:
-        """Store a pushed batch only from the master etcd shows, of our genesis, contiguous with the log.
-        Anything else is refused with an error ack and changes nothing: an absurd epoch from a hostile
-        peer must not raise `highest_epoch` (which would refuse the real master's pushes for good)."""
+        """Store a pushed batch, or refuse it with an error ack (seguro.core.admission)."""
         error = self._why_refuse_push(ev)
         if error:
             self.counters["pushes_refused"] += 1
         else:
             self.highest_epoch = max(self.highest_epoch, ev.sender_epoch)
-            self._store_committed(ev.batch, ready)
+            pushed = m.Batch(0, ev.batch.first_event, ev.batch.records)  # epochs come from etcd, never a peer
+            self._store_committed(pushed, ready)
         ready.acks.append(m.AckOut(ev.stream_id, self.durable, self.highest_epoch, error))
 
     def _why_refuse_push(self, ev: m.BatchReceived) -> str:
-        sender, shown = ev.sender_epoch, self._master.epoch if self._master is not None else 0
-        if self.role == STOPPED:
-            return f"replica stopped: {self.stop_reason}"
-        if self.role == WAITING:
-            return "replica has not seen the ship's genesis in etcd yet"
-        if ev.sender_genesis != self.genesis:
-            return f"push for genesis {ev.sender_genesis or '(none)'}, this replica's is {self.genesis}"
-        if sender < self.highest_epoch:
-            return f"stale epoch {sender} < {self.highest_epoch}"
-        if sender != shown:
-            return f"epoch {sender} is not the master's epoch etcd shows this replica ({shown or 'none'})"
-        if self.role in (MASTER, PROMOTING):
-            return f"this node is master at epoch {self.epoch}"
-        if ev.batch.first_event > self.durable + 1:
-            return f"gap: the batch starts at event {ev.batch.first_event}, the log ends at {self.durable}"
-        return ""
+        shown = self._master.epoch if self._master is not None else 0
+        own = self.epoch if self.role in (MASTER, PROMOTING) else 0
+        me = Standing(self.stop_reason if self.role == STOPPED else "", self.role == WAITING, self.genesis,
+                      self.highest_epoch, shown, own, self.durable)  # fmt: skip
+        return why_refuse_push(ev, me)
 
     def _store_committed(self, batch: m.Batch, ready: m.Ready) -> None:
         """Persist the part of a committed batch that extends the local log (a catch-up read may overlap it;

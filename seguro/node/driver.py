@@ -116,7 +116,7 @@ class Node:
     def _make_runtime(self, cfg: NodeConfig) -> RuntimeWorker | NoRuntime:
         """The ship's runtime; none for a log-only replica; a running vere's pier for its follower."""
         if cfg.follow_pier:
-            return PierTail(Path(cfg.follow_pier), self.eventlog, self.post, self._serves, self.die)
+            return PierTail(Path(cfg.follow_pier), self.eventlog, self.post, self._serving_epoch, self.die)
         if cfg.log_only:
             return NoRuntime(self.eventlog, self.post)
         return RuntimeWorker(
@@ -125,9 +125,11 @@ class Node:
             snapshot_every=cfg.snapshot_every,
         )  # fmt: skip
 
-    def _serves(self) -> bool:
-        """Master with a ready runtime (read from the tailer's thread: plain attribute reads)."""
-        return self.core.role == MASTER and self.core.runtime_ready
+    def _serving_epoch(self) -> int:
+        """The epoch while master with a ready runtime, else 0 (read from the tailer's thread)."""
+        core = self.core
+        epoch = core.epoch
+        return epoch if core.role == MASTER and core.runtime_ready else 0
 
     def _start_push(self, follower_id: str, address: str, epoch: int) -> PushStream:
         return PushStream(
@@ -310,7 +312,7 @@ class Node:
             self._submit(self._lease, tasks.revoke, ready.revoke_lease)
         if ready.campaign:
             lease_id = self.core.lease_id() or 0
-            self._submit(self._etcd, tasks.campaign, lease_id,
+            self._submit(self._etcd, tasks.campaign, lease_id, self.core.genesis,
                          fail=lambda r: m.CampaignResult(False, lease_id, error=r))  # fmt: skip
         if ready.catch_up_from is not None:
             epoch = self.core.epoch

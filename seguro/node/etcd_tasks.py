@@ -144,12 +144,13 @@ class EtcdTasks:
             self._last_warning_s[message] = now_s
         log.log(level, message, extra={"error": detail})
 
-    def campaign(self, lease_id: int) -> None:
+    def campaign(self, lease_id: int, genesis_id: str | None) -> None:
+        """Campaign under the genesis the core joined (compared with etcd's inside the Txn)."""
         if not lease_id:
             self._post(m.CampaignResult(False, lease_id, error="no lease"))
             return
-        if self._genesis is None:
-            self._post(m.CampaignResult(False, lease_id, error="the ship's genesis has not been read"))
+        if self._genesis is None or self._genesis.id != genesis_id:
+            self._post(m.CampaignResult(False, lease_id, error=f"etcd's genesis is not {genesis_id}"))
             return
         try:
             won = self._coord.campaign(self._node_id, lease_id, self._addresses, self._genesis)

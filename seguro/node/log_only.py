@@ -57,11 +57,12 @@ class PierTail(NoRuntime):
     from the event after the committed log, once the pier is checked to hold that log's last event."""
 
     def __init__(
-        self, pier: Path, eventlog: EventLog, post: Callable[[m.Event], None], is_master: Callable[[], bool],
-        die: Callable[[InvariantViolation], None],
+        self, pier: Path, eventlog: EventLog, post: Callable[[m.Event], None],
+        serving_epoch: Callable[[], int], die: Callable[[InvariantViolation], None],
     ) -> None:  # fmt: skip
         super().__init__(eventlog, post)
-        self.pier, self._is_master, self._die = pier, is_master, die
+        self.pier, self._serving_epoch, self._die = pier, serving_epoch, die
+        self._epoch = 0  # the term `_next` belongs to
         self._next: int | None = None  # next pier event to hand over; None while not master
         self._generation = 0  # bumped by restart(): events read before it must never be handed over
         self._lock = threading.Lock()
@@ -105,14 +106,20 @@ class PierTail(NoRuntime):
             except InvariantViolation as e:
                 self._die(e)
                 return
+            except Exception as e:  # never a silent death: this node would stay master committing nothing
+                self.error = f"{type(e).__name__}: {e}"
+                log.exception("following the pier failed; retrying", extra={"pier": str(self.pier)})
+                self._stop.wait(1.0)
 
     def _poll(self) -> None:
-        if not self._is_master():
-            with self._lock:
-                self._next = None
-            return
+        epoch = self._serving_epoch()
         with self._lock:
+            if epoch != self._epoch:  # a term began or ended: what was read for the last one is void
+                self._generation += 1
+                self._epoch, self._next = epoch, None
             generation, start = self._generation, self._next
+        if not epoch:
+            return
         if start is None:
             committed = self._log.last_event()
             self._check_matches(committed)
@@ -122,7 +129,7 @@ class PierTail(NoRuntime):
             with self._lock:
                 if generation != self._generation:
                     return  # restarted meanwhile: the next poll starts from the committed log
-                self._post(m.Tailed(event, record))
+                self._post(m.Tailed(event, record, epoch))
                 self._next = event + 1
         with self._lock:
             if generation == self._generation and self._next is None:
@@ -141,7 +148,11 @@ class PierTail(NoRuntime):
 
     def _read(self, first: int, count: int) -> list[tuple[int, bytes]]:
         out: list[tuple[int, bytes]] = []
-        for segment in segments(self.pier):
+        layout = segments(self.pier)
+        if layout[0].base >= first:
+            raise PierProblem(f"the pier was chopped past event {first} (it begins after {layout[0].base}): "
+                              "it no longer holds what this ship needs next", first)  # fmt: skip
+        for segment in layout:
             if len(out) >= count:
                 break
             with SegmentReader(segment) as reader:

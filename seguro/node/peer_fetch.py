@@ -35,16 +35,19 @@ class PeerFetcher:
     ) -> None:
         self._identity, self._replicas, self._post = identity, replicas, post
         self._options = grpc_options(max_message_bytes)
+        self._next = 0  # the next event wanted: progress survives a peer failing part-way
 
     def fetch(self, first: int, last: int) -> bool:
         """Catch up events first..last from the peers' local logs; False when the live peers together did
         not have them all. What one peer sent is kept: the next peer is asked only for the rest."""
         me = self._identity()
         for replica_id, address in replica_addresses(self._replicas(), me.replica_id).items():
+            self._next = first
             try:
-                first = self._fetch(me, address, first, last)
+                self._fetch(me, address, first, last)
             except (grpc.RpcError, PeerMismatch) as e:
-                log.warning("peer fetch failed", extra={"peer": replica_id, "error": str(e), "next": first})
+                log.warning("peer fetch failed", extra={"peer": replica_id, "error": str(e)})
+            first = self._next  # what this peer sent is kept, also when it failed part-way
             if first > last:
                 return True
         return False
@@ -63,10 +66,11 @@ class PeerFetcher:
                 for wire in call:
                     watchdog.pet()
                     batch = batch_from_pb(wire)
+                    batch = m.Batch(0, batch.first_event, batch.records)  # a peer's epochs are not recorded
                     if batch.first_event != expected:
                         raise PeerMismatch(f"{address} sent events from {batch.first_event}, not {expected}")
                     self._post(m.CatchUpFetched(batch))
-                    expected = batch.last_event + 1
+                    expected = self._next = batch.last_event + 1
             finally:
                 watchdog.stop()
         return expected

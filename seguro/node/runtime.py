@@ -139,6 +139,8 @@ class RuntimeWorker:
                 return
             stale = generation != self._generation and kind != "restart"  # a snapshot too: see below
             if stale or (kind != "restart" and self._serf is None):
+                if kind == "run":  # a waiting poke must hear so now, not after its 10 s timeout
+                    self._post(m.WorkRefused("lost to a restart of the runtime", arg.awaited))  # type: ignore[attr-defined]
                 continue  # queued before a restart, or the serf is broken: the core will ask again
             try:
                 self._dispatch(kind, arg)

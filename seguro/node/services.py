@@ -129,6 +129,7 @@ def _decode_batch(wire: pb.Batch) -> tuple[m.Batch, str]:
         batch = batch_from_pb(wire)
     except ValueError as e:
         return m.Batch(0, 1, ()), f"malformed batch: {e}"
+    batch = m.Batch(0, batch.first_event, batch.records)  # a peer's word on epochs is never recorded
     if batch.first_event < 1:
         return batch, "malformed batch: events start at 1"
     for i, record in enumerate(batch.records):

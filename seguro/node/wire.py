@@ -104,7 +104,7 @@ class Freshness:
                 continue
             views.append(PeerView(
                 replica_id, int(status.get("durable_event", 0)), fresh=now_s - last[1] < self.fresh_s,
-                nofailover=bool(status.get("nofailover", False)),
+                nofailover=bool(status.get("nofailover", False) or status.get("holding_off", False)),
                 failover_priority=int(status.get("failover_priority", 1)),
             ))  # fmt: skip
         for gone in [r for r in self._seen if r not in registry]:

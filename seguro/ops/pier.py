@@ -19,6 +19,7 @@ from seguro.urbit.pier.verify import PierReport, walk
 from seguro.urbit.pier.writer import write_pier
 
 IMPORT_BATCH_EVENTS = 10_000
+ETCD_IMPORT_MAX_BYTES = 512 << 20  # a quarter of etcd's default 2 GiB quota (history doubles it)
 MAX_BATCH_EVENTS, MAX_BATCH_BYTES = Config.max_batch_events, Config.max_batch_bytes  # as the master batches
 SNAPSHOT_DIR = "pier-snapshot"  # beside DIR/log: the snapshot a chopped log begins after
 
@@ -56,7 +57,8 @@ def import_to_data(pier: Path, data_dir: Path, progress: Progress | None = None)
             if progress is not None:
                 progress(first + len(records) - 1)
         snapshot = _keep_snapshot(layout[0].path, layout[0].epoch_format, data_dir) if base else []
-        meta = {**report.meta, "epoch_format": layout[-1].epoch_format, "snapshot": snapshot}
+        fmt = (layout[0] if base else layout[-1]).epoch_format  # a chopped log: its snapshot's format
+        meta = {**report.meta, "epoch_format": fmt, "snapshot": snapshot}
         log.set_meta(pier=meta)
     return report
 
@@ -99,7 +101,9 @@ def _counted(records: Iterator[tuple[int, bytes]], progress: Progress | None) ->
         yield event, record
 
 
-def import_to_etcd(pier: Path, etcd: str, ship: str, progress: Progress | None = None) -> Genesis:
+def import_to_etcd(
+    pier: Path, etcd: str, ship: str, progress: Progress | None = None, max_bytes: int = ETCD_IMPORT_MAX_BYTES
+) -> Genesis:
     """Seed a cluster with the pier's log: every batch appended at epoch 0 (no master may exist), then the
     genesis, last, so that nodes (which wait for a genesis) never start on a half-imported log. A run that
     stopped part-way is resumed where etcd's head is, once its last record is checked against the pier.
@@ -108,6 +112,11 @@ def import_to_etcd(pier: Path, etcd: str, ship: str, progress: Progress | None =
     if layout[0].base:
         raise PierError(f"{pier} is chopped (its log begins after event {layout[0].base}): every replica "
                         "needs its snapshot; import it with --data on each node instead")  # fmt: skip
+    size = sum((s.path / "data.mdb").stat().st_size for s in layout)
+    if size > max_bytes:
+        raise PierError(f"{pier}'s log is {size >> 20} MiB, more than {max_bytes >> 20} MiB: etcd holds "
+                        "the whole log until a master trims it, and would fill its quota; importing through "
+                        "etcd is for smaller logs")  # fmt: skip
     report = PierReport(str(pier))
     with Coordinator(etcd, ship, timeout_s=10.0) as coord:
         found = coord.genesis()

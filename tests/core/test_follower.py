@@ -79,3 +79,13 @@ def test_a_divergence_in_the_start_up_replay_still_shows_how_far_the_runtime_got
     assert s.tick().grant_lease
     s.step(m.Diverged(eve=100, detail="mug 0x1 != 0x2"))
     assert s.r.role == STOPPED and s.r.status(s.now_s)["applied_event"] == 99
+
+
+def test_a_pushed_batchs_own_epoch_is_never_recorded() -> None:
+    """Found in review: a peer's batch carrying epoch 3 to a log that recorded epoch 7 broke the log's
+    epoch-history invariant and stopped the node (2^63 poisoned it for good)."""
+    s = Script()
+    s.follower_with_lease()
+    s.step(m.MasterObserved(holder="b", epoch=9, revision=9))
+    ready = s.push(1, m.Batch(2**63, 1, (b"r1",)), 9)
+    assert ready.persist == [m.Batch(0, 1, (b"r1",))]

@@ -209,18 +209,32 @@ def test_an_awaited_event_is_answered_with_its_number_once_committed() -> None:
     assert s.step(m.CommitDone(seq=ready.commit.seq, ok=True)).answers == [(job, 1, "")]
 
 
-def test_an_awaited_event_lost_to_a_fence_is_answered_as_not_committed() -> None:
+def test_an_awaited_event_lost_to_a_fence_is_answered_as_not_committed_or_unknown() -> None:
+    """Found in review: an event whose commit was in flight at the fence may yet land; saying 'lost' would
+    make a client send it again and apply it twice."""
     s = Script()
     s.become_master()
-    running, done = object(), object()
-    s.step(m.IncomingEvent(job=done, size_bytes=1))
-    s.step(m.WorkDone(eve=1, record=b"r1", effects=(), job=done))  # ran ahead, its commit in flight
+    in_flight, queued, running = object(), object(), object()
+    s.step(m.IncomingEvent(job=in_flight, size_bytes=1))
+    assert s.step(m.WorkDone(eve=1, record=b"r1", effects=(), job=in_flight)).commit is not None
+    s.step(m.IncomingEvent(job=queued, size_bytes=1))
+    s.step(m.WorkDone(eve=2, record=b"r2", effects=(), job=queued))  # behind the batch in flight
     s.step(m.IncomingEvent(job=running, size_bytes=1))  # still in the runtime
-    ready = s.step(m.StepDown())
-    assert [(job, event) for job, event, _ in ready.answers] == [(done, 0)]
-    assert "lost to a fence" in ready.answers[0][2]
-    late = s.step(m.WorkDone(eve=2, record=b"r2", effects=(), job=running))  # the runtime answers late
+    answers = {job: why for job, event, why in s.step(m.StepDown()).answers if event == 0}
+    assert answers[in_flight].startswith("outcome unknown") and answers[queued].startswith("lost to a fence")
+    late = s.step(m.WorkDone(eve=3, record=b"r3", effects=(), job=running))  # the runtime answers late
     assert late.answers == [(running, 0, "lost to a fence before it was committed")]
+
+
+def test_a_refused_commit_is_known_lost_not_unknown() -> None:
+    s = Script()
+    s.become_master()
+    job = object()
+    s.step(m.IncomingEvent(job=job, size_bytes=1))
+    commit = s.step(m.WorkDone(eve=1, record=b"r1", effects=(), job=job)).commit
+    assert commit is not None
+    ready = s.step(m.CommitDone(seq=commit.seq, ok=False, fence_lost=True))
+    assert [why[:17] for _, _, why in ready.answers] == ["lost to a fence b"]
 
 
 def test_an_awaited_event_the_runtime_refuses_is_answered_with_why() -> None:
@@ -235,21 +249,42 @@ def test_an_awaited_event_the_runtime_refuses_is_answered_with_why() -> None:
 def test_a_followed_logs_events_are_committed_like_run_ahead_and_a_fence_drops_the_rest() -> None:
     """`seguro pier follow`: the master commits a running vere's new events (Tailed); they hold no effects."""
     s = Script()
-    assert s.step(m.Tailed(1, b"r1")).commit is None  # not master: ignored
-    s.become_master()
-    commit = s.step(m.Tailed(1, b"r1")).commit
+    assert s.step(m.Tailed(1, b"r1", 10)).commit is None  # not master: ignored
+    s.become_master(epoch=10)
+    assert s.step(m.Tailed(1, b"r1", 9)).commit is None  # read for an earlier term: dropped
+    commit = s.step(m.Tailed(1, b"r1", 10)).commit
     assert commit is not None and commit.batch.records == (b"r1",)
-    s.step(m.Tailed(2, b"r2"))
+    s.step(m.Tailed(2, b"r2", 10))
     with pytest.raises(InvariantViolation, match="contiguous"):
-        s.step(m.Tailed(4, b"r4"))
+        s.step(m.Tailed(4, b"r4", 10))
 
 
 def test_a_fence_throws_tailed_events_away_and_restarts_the_tailer() -> None:
     s = Script()
     s.become_master()
-    commit = s.step(m.Tailed(1, b"r1")).commit
+    commit = s.step(m.Tailed(1, b"r1", 10)).commit
     assert commit is not None
-    s.step(m.Tailed(2, b"r2"))
+    s.step(m.Tailed(2, b"r2", 10))
     ready = s.step(m.CommitDone(seq=commit.seq, ok=False, fence_lost=True))
     assert s.r.role != MASTER and ready.restart_runtime  # the tailer starts again from the committed log
     assert ready.commit is None and s.r.durable == 0
+
+
+def test_the_event_bound_waits_for_a_live_follower_but_not_for_an_away_one() -> None:
+    """Found in review: with ack_replicas 0, trimming past every follower left etcd the only copy of
+    events besides the master's disk while a follower was still there to take them."""
+    s = Script(etcd_retain_events=4, etcd_retain_bytes=0)
+    s.become_master()
+    s.step(m.PeersObserved((PeerView("b", 8, fresh=True),)))
+    trims = []
+    for eve in range(1, 21):
+        commit = s.run_event().commit
+        assert commit is not None
+        if eve <= 8:
+            s.step(m.FollowerAck("b", eve))
+        trims.append(s.step(m.CommitDone(seq=commit.seq, ok=True)).trim_below)
+    assert max(t for t in trims if t) <= 8 + 1  # b is live and holds 8
+    s.step(m.PeersObserved((PeerView("b", 8, fresh=False),)))  # b went away
+    commit = s.run_event().commit
+    assert commit is not None
+    assert s.step(m.CommitDone(seq=commit.seq, ok=True)).trim_below == 21 - 4 + 1

@@ -148,3 +148,18 @@ def test_a_chopped_log_is_written_with_its_snapshot_or_not_at_all(
     assert (epoch / "image.bin").read_bytes() == b"loom"
     assert (tmp_path / "b" / ".urb" / "chk" / "image.bin").exists()
     assert read_meta(epoch)[b"fake"] == b"" and verify(tmp_path / "b").ok
+
+
+def test_a_just_rolled_epoch_without_events_yet_is_sound(tmp_path: Path, records: list[bytes]) -> None:
+    """Found in review: vere creates an epoch's EVENTS table at its first event, so right after a roll the
+    newest epoch has META only; that was reported as corrupt and refused by import."""
+    pier = epoch_pier(tmp_path / "pier", [(0, records[:30])])
+    rolled = pier / ".urb" / "log" / "0i30"
+    e = lmdb.open(str(rolled), max_dbs=2, map_size=1 << 30)
+    put_meta(e, PierSpec())  # META, no EVENTS
+    e.close()
+    (rolled / "epoc.txt").write_text("2")
+    (rolled / "vere.txt").write_text("4.5")
+    (rolled / "image.bin").write_bytes(b"snapshot at 30")
+    report = verify(pier)
+    assert report.ok and report.last_event == 30, report.problem

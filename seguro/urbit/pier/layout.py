@@ -94,7 +94,10 @@ def epochs(pier: Path) -> list[int]:
     root = log_dir(pier)
     if not root.is_dir():
         return []
-    found = (_EPOCH_DIR.fullmatch(p.name) for p in root.iterdir() if p.is_dir())
+    try:
+        found = [_EPOCH_DIR.fullmatch(p.name) for p in root.iterdir() if p.is_dir()]
+    except OSError as e:
+        raise PierError(f"{root}: {e.strerror or e}") from None
     return sorted(int(m.group(1)) for m in found if m)
 
 

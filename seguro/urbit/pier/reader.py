@@ -6,6 +6,8 @@ as `urbit` itself does), so a running ship's log can be read while it grows.
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,17 +47,20 @@ def open_env(path: Path) -> lmdb.Environment:
         raise PierError(f"{path}: no data.mdb")
     try:
         return lmdb.open(str(path), map_size=MAP_SIZE, max_dbs=MAX_DBS, readonly=True, create=False)
-    except lmdb.Error as e:
+    except (lmdb.Error, OSError) as e:
         raise PierError(f"{path}: {e}") from None
 
 
 def read_meta(env: lmdb.Environment, where: str) -> Meta:
     try:
         db = env.open_db(META, create=False)
+        with env.begin(db=db) as txn:
+            values = {bytes(k): bytes(v) for k, v in txn.cursor()}
     except lmdb.NotFoundError:
         raise PierError(f"{where}: no META table") from None
-    with env.begin(db=db) as txn:
-        return Meta.decode({bytes(k): bytes(v) for k, v in txn.cursor()}, where)
+    except lmdb.Error as e:
+        raise PierError(f"{where}: {e}") from None
+    return Meta.decode(values, where)
 
 
 def segments(pier: Path) -> list[Segment]:
@@ -69,7 +74,7 @@ def segments(pier: Path) -> list[Segment]:
     for base in bases:
         path = epoch_dir(pier, base)
         fmt_text = read_small_text(path / "epoc.txt", 7)
-        if not fmt_text.isdigit():
+        if not re.fullmatch(r"[0-9]+", fmt_text):
             raise PierError(f"{path / 'epoc.txt'} says {fmt_text!r}, not an epoch format number")
         found.append(Segment(path, base, int(fmt_text), read_small_text(path / "vere.txt", 127)))
     return found
@@ -81,11 +86,13 @@ class SegmentReader:
     def __init__(self, segment: Segment) -> None:
         self.segment = segment
         self.env = open_env(segment.path)
-        try:
-            self.events_db = self.env.open_db(EVENTS, integerkey=True, create=False)
+        try:  # vere creates EVENTS at an epoch's first event: a freshly rolled epoch has none yet
+            self.events_db: object | None = self.env.open_db(EVENTS, integerkey=True, create=False)
         except lmdb.NotFoundError:
+            self.events_db = None
+        except lmdb.Error as e:
             self.env.close()
-            raise PierError(f"{segment.path}: no EVENTS table") from None
+            raise PierError(f"{segment.path}: {e}") from None
 
     def close(self) -> None:
         self.env.close()
@@ -101,7 +108,9 @@ class SegmentReader:
 
     def bounds(self) -> tuple[int, int]:
         """(first, last) event held; (0, 0) when empty."""
-        with self.env.begin(db=self.events_db) as txn:
+        if self.events_db is None:
+            return 0, 0
+        with _lmdb_errors(self.segment.path), self.env.begin(db=self.events_db) as txn:
             cursor = txn.cursor()
             if not cursor.first():
                 return 0, 0
@@ -113,7 +122,9 @@ class SegmentReader:
         """Up to `max_events` (event, record) pairs from `from_event`, in key order, in one transaction
         (short, so a live writer's pages can be reused)."""
         out: list[tuple[int, bytes]] = []
-        with self.env.begin(db=self.events_db, buffers=False) as txn:
+        if self.events_db is None:
+            return out
+        with _lmdb_errors(self.segment.path), self.env.begin(db=self.events_db, buffers=False) as txn:
             cursor = txn.cursor()
             if not cursor.set_range(event_key(from_event)):
                 return out
@@ -129,3 +140,12 @@ class SegmentReader:
         while chunk := self.read(event):
             yield from chunk
             event = chunk[-1][0] + 1
+
+
+@contextlib.contextmanager
+def _lmdb_errors(path: Path) -> Iterator[None]:
+    """A damaged or unreadable environment is a PierError naming it, not a traceback."""
+    try:
+        yield
+    except lmdb.Error as e:
+        raise PierError(f"{path}: {e}") from None

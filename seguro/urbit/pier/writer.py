@@ -96,12 +96,15 @@ def _check_snapshot(base: int, epoch_format: int, snapshot: dict[str, Path] | No
 
 
 def _clear(pier: Path, force: bool) -> None:
-    existing = log_dir(pier)
-    if existing.exists():
-        if not force:
-            raise PierError(f"{pier} already has an event log ({existing}); refusing to overwrite it")
-        shutil.rmtree(existing)
-    existing.parent.mkdir(parents=True, exist_ok=True)
+    """Refuse a pier that has a log or a checkpoint; with `force`, remove both (a stale .urb/chk would make
+    vere load a snapshot of another history and replay this log on top of it)."""
+    stale = [d for d in (log_dir(pier), pier / ".urb" / "chk") if d.exists()]
+    if stale and not force:
+        raise PierError(f"{pier} already has an event log or a checkpoint ({', '.join(map(str, stale))}); "
+                        "refusing to overwrite it")  # fmt: skip
+    for d in stale:
+        shutil.rmtree(d)
+    log_dir(pier).parent.mkdir(parents=True, exist_ok=True)
 
 
 def _put_events(env: lmdb.Environment, base: int, records: Iterable[tuple[int, bytes]]) -> int:
