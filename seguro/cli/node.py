@@ -48,6 +48,8 @@ def group() -> None:
 @click.option("--failover-priority", type=int, help="Among replicas as far along, higher goes first.")
 @click.option("--failover-grace", "failover_grace_s", type=float,
               help="Seconds to defer to better replicas while there is no master (default 2 TTLs).")
+@click.option("--runtime-liveness", "runtime_liveness_s", type=float,
+              help="Seconds one event may run before the runtime counts as hung (default 3600).")
 @click.option("--promotion-timeout", "promotion_timeout_s", type=float,
               help="A new master not serving after this many seconds resigns (default 300).")
 @click.option(

@@ -49,7 +49,8 @@ class NodeConfig:
     failover_priority: int = 1
     failover_grace_s: float = 0.0  # 0: twice the lease TTL
     promotion_timeout_s: float = 300.0
-    runtime_timeout_s: float = 30.0
+    runtime_timeout_s: float = 30.0  # the runtime's answer to a control request (start, save, peek)
+    runtime_liveness_s: float = 3600.0  # an event may run this long before the runtime counts as hung
 
     def __post_init__(self) -> None:
         for what, name in (("node_id", self.node_id), ("ship", self.ship)):
@@ -86,6 +87,9 @@ class NodeConfig:
             raise ConfigError(f"etcd_retain_bytes must be >= 0 (0: no bound), got {self.etcd_retain_bytes}")
         if self.failover_priority < 0:
             raise ConfigError(f"failover_priority must be >= 0, got {self.failover_priority}")
+        if self.runtime_timeout_s <= 0 or self.runtime_liveness_s <= 0:
+            raise ConfigError("runtime_timeout_s and runtime_liveness_s must be > 0, got "
+                              f"{self.runtime_timeout_s} and {self.runtime_liveness_s}")  # fmt: skip
         if self.failover_grace_s < 0 or self.promotion_timeout_s <= 0:
             raise ConfigError("failover_grace_s must be >= 0 and promotion_timeout_s > 0, got "
                               f"{self.failover_grace_s} and {self.promotion_timeout_s}")  # fmt: skip

@@ -122,7 +122,7 @@ class Node:
         return RuntimeWorker(
             self.eventlog, self.post, die=self.die, pier=cfg.data_dir / "pier", argv=cfg.runtime,
             stderr_path=cfg.data_dir / "runtime.log", timeout_s=cfg.runtime_timeout_s,
-            snapshot_every=cfg.snapshot_every,
+            liveness_s=cfg.runtime_liveness_s, snapshot_every=cfg.snapshot_every,
         )  # fmt: skip
 
     def _serving_epoch(self) -> int:

@@ -67,11 +67,12 @@ class RuntimeWorker:
         argv: Sequence[str] = (),
         stderr_path: Path | None = None,
         timeout_s: float = 30.0,
+        liveness_s: float = 3600.0,
         snapshot_every: int = 5000,
     ) -> None:
         self._log, self._post, self._die = eventlog, post, die
         self._argv = list(argv) or default_argv(pier)
-        self._stderr_path, self._timeout_s = stderr_path, timeout_s
+        self._stderr_path, self._timeout_s, self._liveness_s = stderr_path, timeout_s, liveness_s
         self._snapshot_every = snapshot_every
         self._ops: queue.Queue[tuple[int, str, object]] = queue.Queue()
         self._generation = 0
@@ -178,7 +179,8 @@ class RuntimeWorker:
         if self._serf is not None:
             self._serf.kill()
             self._serf = None
-        serf = Serf(self._argv, stderr_path=self._stderr_path, timeout_s=self._timeout_s)
+        serf = Serf(self._argv, stderr_path=self._stderr_path, timeout_s=self._timeout_s,
+                    work_timeout_s=self._liveness_s)  # fmt: skip
         self._serf = serf
         durable = self._log.last_event()
         self._last_da = self._time_at(serf.eve)

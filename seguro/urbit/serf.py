@@ -94,6 +94,7 @@ class Serf:
         pier: str | Path | None = None,
         stderr_path: str | Path | None = None,
         timeout_s: float = 30.0,
+        work_timeout_s: float | None = None,
         max_in_flight: int = 64,
         max_frame_bytes: int = newt.MAX_FRAME_BYTES_DEFAULT,
     ) -> None:
@@ -106,6 +107,9 @@ class Serf:
             raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
         self.argv = list(argv)
         self.timeout_s = timeout_s
+        # Events have no deadline of their own (vere has none: a kernel upgrade or a long replay is
+        # legitimate); a dead worker shows as EOF at once, a hung one only after this liveness bound.
+        self.work_timeout_s = timeout_s if work_timeout_s is None else work_timeout_s
         self.max_in_flight = max_in_flight
         self._broken: SerfError | None = None
         self._pending: collections.deque[Noun] = collections.deque()
@@ -216,7 +220,7 @@ class Serf:
         self._require_idle("play")
         self._send((cord("play"), (eve, from_list(events))), timeout_s)
         try:
-            mug = parse_play(self._recv(timeout_s))
+            mug = parse_play(self._recv(self.work_timeout_s if timeout_s is None else timeout_s))
         except PlayBail as bail:
             self.eve, self.mug = bail.eve, bail.mug
             raise
@@ -260,7 +264,7 @@ class Serf:
         """The result of the oldest submitted job. WorkBail if the serf rejected it."""
         if not self._pending:
             raise SerfBusy("no work in flight")
-        message = self._recv(timeout_s)
+        message = self._recv(self.work_timeout_s if timeout_s is None else timeout_s)
         job = self._pending.popleft()
         done = self._parse(parse_work, message, job, self.eve + 1)
         self.eve, self.mug = done.eve, done.mug

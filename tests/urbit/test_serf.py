@@ -274,3 +274,18 @@ def test_the_seguro_ship_cli_is_the_same_runtime(tmp_path: Path) -> None:
         done = serf.work(packet_event(1))
     with booted(tmp_path / "module") as reference:
         assert reference.work(packet_event(1)).mug == done.mug
+
+
+def test_an_event_has_no_deadline_of_its_own_only_a_liveness_bound(tmp_path: Path) -> None:
+    """Found in review: every %work had the 30 s control deadline, so a legitimately long event (a kernel
+    upgrade) was killed and retried for ever. Here the control deadline is 1 s and the event takes 2 s."""
+    job = ames.datagram_event(1_700_000_000.0, "127.0.0.1", 4000, b"slow 2000")
+    with Serf(pier=tmp_path / "a", timeout_s=1.0, work_timeout_s=10.0) as serf:
+        serf.play(1, kernel.boot_events("~zod", 1_700_000_000.0))
+        started = time.monotonic()
+        done = serf.work(job)
+        assert done.eve == 4 and time.monotonic() - started >= 2.0
+    with Serf(pier=tmp_path / "b", timeout_s=1.0, work_timeout_s=0.5) as serf:  # a hung worker is found
+        serf.play(1, kernel.boot_events("~zod", 1_700_000_000.0))
+        with pytest.raises(SerfTimeout):
+            serf.work(job)

@@ -12,6 +12,8 @@ and the mug is the mug of that small noun. Events:
 - a packet starting with b"crash" crashes the event: like vere, the serf then runs and logs
   `[da [[%$ %arvo ~] [%crud goof ovum]]]` in its place and answers %work %swap.
 - a packet starting with b"evil" is rejected as vere rejects bad ciphertext: %work %bail, not logged.
+- a packet `slow <ms>` takes that long to run (at most 600 s) when it is new work, as a kernel upgrade
+  or a large desk commit would; it is acked like any packet, and its replay does not wait again.
 - anything else is folded into the chain without effects.
 Boot (%play at event 1): `boot_events(who)`; BOOT_LIFE = 1 lifecycle formula, then timestamped events.
 Peek: sam = [gang path]; path ~[%eve] / ~[%mug] / ~[%who] / ~[%peers] / ~[%cruds] gives [~ %noun value],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,7 +173,7 @@ def load_snapshot(pier: Path) -> Kernel:
     return kernel
 
 
-def plan(kernel: Kernel, job: Noun, booting: bool = False) -> Step:
+def plan(kernel: Kernel, job: Noun, booting: bool = False, live: bool = False) -> Step:
     """The Step for `job` as event kernel.eve + 1; raises Crash/Evil. Pure: reads the kernel only."""
     eve = kernel.eve + 1
     if booting and eve <= BOOT_LIFE:
@@ -194,11 +195,17 @@ def plan(kernel: Kernel, job: Noun, booting: bool = False) -> Step:
         raise Crash(goof("exit", f"bad %hear: {exc}")) from exc
     if hear is None:
         return Step(chain=chain)
-    return _plan_hear(kernel, eve, chain, *hear)
+    return _plan_hear(kernel, eve, chain, *hear, live=live)
 
 
-def _plan_hear(kernel: Kernel, eve: int, chain: int, lane: Noun, packet: int) -> Step:
+SLOW_MAX_MS = 600_000
+
+
+def _plan_hear(kernel: Kernel, eve: int, chain: int, lane: Noun, packet: int, live: bool = False) -> Step:
     payload = packet.to_bytes((packet.bit_length() + 7) // 8, "little")
+    slow = re.fullmatch(rb"slow (\d{1,6})", payload)
+    if slow and live:  # a long event (a kernel upgrade, a large desk commit); replays do not wait again
+        time.sleep(min(int(slow.group(1)), SLOW_MAX_MS) / 1000)
     if payload.startswith(b"crash"):
         raise Crash(goof("exit", f"packet asked to crash event {eve}"))
     if payload.startswith(b"evil"):

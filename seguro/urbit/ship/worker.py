@@ -112,7 +112,7 @@ class Serf:
             raise Fatal("%work before boot")
         job = com[1]
         try:
-            step = plan(self.kernel, job)
+            step = plan(self.kernel, job, live=True)
         except Evil as evil:
             return (cord("work"), (cord("bail"), (evil.goof, 0)))
         except Crash as crash:
