@@ -22,6 +22,7 @@ from seguro.core.clock import Clock
 from seguro.core.config import Config
 from seguro.core.replication import MASTER, Replica
 from seguro.invariant import InvariantViolation
+from seguro.node.behn import Behn
 from seguro.node.clock import SystemClock
 from seguro.node.config import NodeConfig
 from seguro.node.etcd.coordinator import Coordinator, MasterInfo
@@ -35,6 +36,7 @@ from seguro.node.runtime import Job, RuntimeWorker
 from seguro.node.services import serve
 from seguro.node.udp import Ingress
 from seguro.node.wire import Freshness, Identity
+from seguro.urbit.behn import Doze
 from seguro.urbit.noun import cue
 from seguro.urbit.record import split_event
 
@@ -96,6 +98,7 @@ class Node:
         self._status_busy = threading.Event()
         self.runtime = self._make_runtime(cfg)
         self.ingress = Ingress(cfg.udp_hostport, self.clock, self.post)
+        self.behn = Behn(self.clock, self.post)
         self._server, grpc_port = serve(self, cfg.grpc, cfg.max_event_bytes)
         self.grpc_address = cfg.advertised_grpc(grpc_port)
         self.udp_address = "{}:{}".format(*self.ingress.address)
@@ -226,6 +229,8 @@ class Node:
                 if now_s >= next_tick_s:  # ticks run under load too: keepalives must never wait on traffic
                     next_tick_s = now_s + TICK_S
                     self._perform(self.core.tick(now_s))
+                if role == MASTER and self.core.role != MASTER:
+                    self.behn.clear()  # a fenced node's timer must never wake its ship
                 if now_s >= next_status_s or self.core.role != role:  # a role change is shown at once
                     next_status_s = now_s + STATUS_EVERY_S
                     self._publish_status(now_s)
@@ -273,8 +278,10 @@ class Node:
             self.runtime.run(job)  # type: ignore[arg-type]
         if ready.apply_to is not None:
             self.runtime.apply_to(ready.apply_to)
-        if ready.record_epoch is not None:
+        if ready.record_epoch is not None:  # the promotion is done: this node serves from now on
             self.eventlog.record_epoch(*ready.record_epoch)
+            if not (self.cfg.follow_pier or self.cfg.log_only):
+                self.behn.born()  # as vere on every start: the ship says its timer, this master arms it
         for job, event, reason in ready.answers:
             job.answer(event, reason)  # type: ignore[attr-defined]
         for event, reason in ready.refused:
@@ -288,10 +295,15 @@ class Node:
             self._stop.set()
         self._etcd_requests(ready)
 
-    def _emit(self, datagrams: tuple[object, ...]) -> None:
-        """The last gate: nothing leaves after the self-fencing deadline, whatever the core decided."""
+    def _emit(self, effects: tuple[object, ...]) -> None:
+        """The last gate: nothing leaves after the self-fencing deadline, whatever the core decided. A
+        %doze arms the master's timer (only a master releases effects)."""
         deadline_s = self.core.lease_deadline_s()
-        for address, payload in datagrams:  # type: ignore[misc]
+        for effect in effects:
+            if isinstance(effect, Doze):
+                self.behn.arm(effect.da)
+                continue
+            address, payload = effect  # type: ignore[misc]
             if not self.ingress.send_before(payload, address, deadline_s, self.clock):
                 self.effects_fenced += 1
                 log.warning(
@@ -424,6 +436,7 @@ class Node:
         """Stop taking events, give the key and lease back (a quick failover), then stop every reader of
         the log before closing it."""
         self.ingress.close()
+        self.behn.clear()
         if self._watch is not None:
             self._watch.cancel()
         self.peers.stop_all(join_s=2.0, close=True)

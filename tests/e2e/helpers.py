@@ -46,6 +46,9 @@ class Cluster:
     def node(self, node_id: str) -> dict:
         return next(n for n in local.read_state(self.workdir)["nodes"] if n["id"] == node_id)
 
+    def master_or_none(self) -> dict | None:
+        return leader_info(self.etcd, self.ship)
+
     def master(self) -> dict:
         info = leader_info(self.etcd, self.ship)
         assert info is not None, "no master"

@@ -10,8 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from seguro.cli import main as cli_main
-from seguro.urbit import ames, newt
+from seguro.urbit import ames, behn, newt
 from seguro.urbit.noun import Noun, cord, from_list, to_list, uncord
+from seguro.urbit.record import da_from_unix
 from seguro.urbit.serf_protocol import render_tank
 from seguro.urbit.ship import kernel, worker
 
@@ -207,3 +208,27 @@ def test_boot_with_a_non_cord_name_bails(tmp_path: Path) -> None:
     events[1] = (da, (wire, (who, (1, 2))))
     reply = Harness(tmp_path).writ(cord("play"), 1, from_list(events))
     assert reply[1][0] == cord("bail") and "cord ship name" in render_tank(to_list(reply[1][1][1][1][1])[0])
+
+
+def test_later_sets_a_timer_that_wake_answers_and_born_rearms(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.boot()
+    _, (_, (eve, (_, effects))) = h.work(b"later 4000", port=4001)
+    due = da_from_unix(WALL_S) + 4 * behn.DA_SECOND
+    assert ames.effects_to_datagrams(effects) == []  # no ack now
+    assert [behn.effect_to_doze(e) for e in to_list(effects)] == [behn.Doze(due)]
+
+    def event(card: str, wall_s: float) -> Noun:
+        event = behn.wake_event(wall_s) if card == "wake" else behn.born_event(wall_s)
+        return h.writ(cord("work"), 0, event)
+
+    _, (_, (_, (_, effects))) = event("born", WALL_S + 1)  # a new master's behn: the ship says its timer
+    assert [behn.effect_to_doze(e) for e in to_list(effects)] == [behn.Doze(due)]
+    _, (_, (_, (_, effects))) = event("wake", WALL_S + 2)  # early: nothing is due yet
+    assert ames.effects_to_datagrams(effects) == [] and h.serf.kernel.timers
+    _, (_, (woke, (_, effects))) = event("wake", WALL_S + 5)
+    assert ames.effects_to_datagrams(effects) == [(("127.0.0.1", 4001), f"woke {woke}".encode())]
+    assert [behn.effect_to_doze(e) for e in to_list(effects)][-1] == behn.Doze(None)
+    assert not h.serf.kernel.timers
+    snapshot = kernel.save_snapshot(tmp_path, h.serf.kernel)
+    assert kernel.load_snapshot(snapshot.parent).mug() == h.serf.kernel.mug()

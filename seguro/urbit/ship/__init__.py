@@ -4,7 +4,7 @@ Deterministic, small, but real: it reads newt frames on stdin, answers on stdout
 mug changes with every event, snapshots atomically, and crashes events on request so that a king sees
 every answer vere's serf gives: %ripe, %play %done/%bail, %work %done/%swap/%bail, %peek, %live, %slog, %flog.
 
-Kernel: `[who eve chain peer-sum peer-count cruds]`. `chain` is a 128-bit hash chain over every event's
+Kernel: `[who eve chain peer-sum peer-count cruds timers]`. `chain` is a 128-bit hash chain over every event's
 jam, `peer-sum` the sum mod 2^128 of one digest per Ames lane, so an event costs O(size of the event)
 and the mug is the mug of that small noun. Events:
 - `[da [[%a %ames ~] [%hear lane packet]]]`: counts the packet for its lane and emits exactly one
@@ -14,6 +14,10 @@ and the mug is the mug of that small noun. Events:
 - a packet starting with b"evil" is rejected as vere rejects bad ciphertext: %work %bail, not logged.
 - a packet `slow <ms>` takes that long to run (at most 600 s) when it is new work, as a kernel upgrade
   or a large desk commit would; it is acked like any packet, and its replay does not wait again.
+- a packet `later <ms>` gets no ack: it sets a timer for the event's time plus <ms> and emits
+  `[//behn %doze [~ da]]` for the earliest pending timer. `[da [//behn %wake ~]]` answers `woke <N>`
+  (N: the %wake's event number) to the lane of every timer due by da, and re-arms the next (or
+  `%doze ~`); `[da [//behn %born ~]]` re-emits the %doze, as Arvo re-arms behn on every start.
 - anything else is folded into the chain without effects.
 Boot (%play at event 1): `boot_events(who)`; BOOT_LIFE = 1 lifecycle formula, then timestamped events.
 Peek: sam = [gang path]; path ~[%eve] / ~[%mug] / ~[%who] / ~[%peers] / ~[%cruds] gives [~ %noun value],

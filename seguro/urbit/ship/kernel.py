@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seguro.urbit import ames, newt
+from seguro.urbit import ames, behn, newt
 from seguro.urbit.noun import Noun, cord, from_list, jam, mug, tape, to_list, uncord
 from seguro.urbit.record import RecordError, da_from_unix, split_event
 from seguro.urbit.serf_protocol import SUPPORTED_PROTOCOL
@@ -27,7 +27,7 @@ BOOT_WIRE: Noun = (0, (cord("seguro"), (cord("boot"), 0)))
 CRUD_WIRE: Noun = (0, (cord("arvo"), 0))
 SNAPSHOT_NAME = "snapshot.jam"
 SNAPSHOT_TAG = cord("seguro-snap")
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: pending timers are part of the kernel
 GENESIS_CHAIN = int.from_bytes(hashlib.blake2b(b"seguro reference ship", digest_size=16).digest(), "little")
 
 
@@ -94,6 +94,7 @@ class Step:
     peer: tuple[Noun, Peer] | None = None
     crud: bool = False
     effects: list[Noun] = field(default_factory=list)
+    timers: tuple[tuple[int, Noun], ...] | None = None  # the new pending (@da, lane) timers, when changed
 
 
 @dataclass
@@ -104,10 +105,13 @@ class Kernel:
     peers: dict[Noun, Peer] = field(default_factory=dict)
     peer_sum: int = 0
     cruds: int = 0
+    timers: tuple[tuple[int, Noun], ...] = ()  # pending `later` timers, (@da, lane), earliest first
     diverge_at: int = 0  # fault injection for tests: nondeterminism at this event (0 = never)
 
     def noun(self) -> Noun:
-        return (cord(self.who), (self.eve, (self.chain, (self.peer_sum, (len(self.peers), self.cruds)))))
+        timers = from_list([(da, lane) for da, lane in self.timers])
+        counts = (len(self.peers), (self.cruds, timers))
+        return (cord(self.who), (self.eve, (self.chain, (self.peer_sum, counts))))
 
     def mug(self) -> int:
         """The kernel mug vere reports; 0 before boot, as in `_serf_ripe`."""
@@ -120,6 +124,8 @@ class Kernel:
             self.who = step.who
         if step.crud:
             self.cruds += 1
+        if step.timers is not None:
+            self.timers = step.timers
         if step.peer is not None:
             lane, peer = step.peer
             old = self.peers.get(lane)
@@ -155,8 +161,9 @@ def load_snapshot(pier: Path) -> Kernel:
         return Kernel()
     try:
         tag, (version, (saved_mug, (noun, peers))) = newt.decode_noun(path.read_bytes())
-        who, (eve, (chain, (peer_sum, (peer_count, cruds)))) = noun
-        kernel = Kernel(uncord(who), eve, chain, {}, peer_sum, cruds)
+        who, (eve, (chain, (peer_sum, (peer_count, (cruds, timers))))) = noun
+        pending = tuple((da, lane) for da, lane in to_list(timers))  # type: ignore[misc]
+        kernel = Kernel(uncord(who), eve, chain, {}, peer_sum, cruds, pending)
         for lane, (packets, (peer_chain, last_eve)) in to_list(peers):
             kernel.peers[lane] = Peer(packets, peer_chain, last_eve)
     except (newt.NewtError, TypeError, ValueError) as exc:
@@ -189,20 +196,45 @@ def plan(kernel: Kernel, job: Noun, booting: bool = False, live: bool = False) -
         return Step(chain=chain, who=_who(card[1]))
     if wire == CRUD_WIRE and isinstance(card, tuple) and card[0] == cord("crud"):
         return Step(chain=chain, crud=True)
+    card_name = behn.behn_card(job[1])  # type: ignore[index]
+    if card_name:
+        return _plan_behn(kernel, eve, chain, card_name, job[0])  # type: ignore[index]
     try:
         hear = ames.hear_of_ovum(job[1])
     except ames.AmesError as exc:
         raise Crash(goof("exit", f"bad %hear: {exc}")) from exc
     if hear is None:
         return Step(chain=chain)
-    return _plan_hear(kernel, eve, chain, *hear, live=live)
+    return _plan_hear(kernel, eve, chain, *hear, now=job[0], live=live)  # type: ignore[index]
+
+
+def _plan_behn(kernel: Kernel, eve: int, chain: int, card_name: str, now: int) -> Step:
+    """%wake: every `later` timer due by now answers `woke <eve>` to its lane; %born: say the timer
+    again (a new master's behn starts with none armed). Either way the one timer is re-armed."""
+    if card_name == "born":
+        return Step(chain=chain, effects=[_doze(kernel.timers)])
+    due = [(da, lane) for da, lane in kernel.timers if da <= now]
+    left = tuple(t for t in kernel.timers if t[0] > now)
+    effects = [ames.send_effect(lane, f"woke {eve}".encode()) for _, lane in due] + [_doze(left)]
+    return Step(chain=chain, timers=left, effects=effects)
+
+
+def _doze(timers: tuple[tuple[int, Noun], ...]) -> Noun:
+    return behn.doze_effect(timers[0][0] if timers else None)
 
 
 SLOW_MAX_MS = 600_000
 
 
-def _plan_hear(kernel: Kernel, eve: int, chain: int, lane: Noun, packet: int, live: bool = False) -> Step:
+def _plan_hear(
+    kernel: Kernel, eve: int, chain: int, lane: Noun, packet: int, now: int = 0, live: bool = False
+) -> Step:
     payload = packet.to_bytes((packet.bit_length() + 7) // 8, "little")
+    later = re.fullmatch(rb"later (\d{1,7})", payload)
+    if later:  # no ack now: a timer, and `woke <N>` to this lane from the %wake event N that finds it due
+        due = now + int(later.group(1)) * behn.DA_SECOND // 1000
+        timers = tuple(sorted([*kernel.timers, (due, lane)], key=lambda t: t[0]))
+        return Step(chain=chain, timers=timers, effects=[_doze(timers)])
     slow = re.fullmatch(rb"slow (\d{1,6})", payload)
     if slow and live:  # a long event (a kernel upgrade, a large desk commit); replays do not wait again
         time.sleep(min(int(slow.group(1)), SLOW_MAX_MS) / 1000)
