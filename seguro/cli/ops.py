@@ -103,7 +103,9 @@ def status(etcd: str, ship: str, as_json: bool) -> None:
     click.echo(f"{'id':<10} {'role':<12} {'durable':>9} {'applied':>9} {'lag':>6} {'prio':>5}  notes")
     for r in report["replicas"]:  # type: ignore[attr-defined]
         prio = "nofo" if r["nofailover"] else str(r["failover_priority"])
-        notes = "; ".join(n for n in (r["error"], r["campaign"]) if n)
+        unserved = ", ".join(f"{k} x{n}" for k, n in sorted(r["effects_unserved"].items()))
+        unserved = f"unserved effects: {unserved}" if unserved else ""
+        notes = "; ".join(n for n in (r["error"], r["campaign"], unserved) if n)
         click.echo(
             f"{r['id']:<10} {r['role']:<12} {r['durable_event']:>9} {r['applied_event']:>9} "
             f"{r['lag']:>6} {prio:>5}  {notes}"

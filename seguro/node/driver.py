@@ -25,6 +25,7 @@ from seguro.invariant import InvariantViolation
 from seguro.node.behn import Behn
 from seguro.node.clock import SystemClock
 from seguro.node.config import NodeConfig
+from seguro.node.effects import Unserved
 from seguro.node.etcd.coordinator import Coordinator, MasterInfo
 from seguro.node.etcd.schema import SPACE_HELP
 from seguro.node.etcd_tasks import EtcdTasks, quietly
@@ -111,6 +112,7 @@ class Node:
         self.effects_sent = 0
         self.effects_fenced = 0
         self.peer_refusals = 0
+        self.unserved: dict[str, int] = {}  # released effects of drivers this node does not serve, by kind
         self._registry: dict[str, dict] = {}
         self._etcd_alarms: list[str] = []
         self._freshness = Freshness(fresh_s=max(3.0, 3 * STATUS_EVERY_S))
@@ -303,6 +305,9 @@ class Node:
             if isinstance(effect, Doze):
                 self.behn.arm(effect.da)
                 continue
+            if isinstance(effect, Unserved):
+                self.unserved[effect.kind] = self.unserved.get(effect.kind, 0) + 1
+                continue
             address, payload = effect  # type: ignore[misc]
             if not self.ingress.send_before(payload, address, deadline_s, self.clock):
                 self.effects_fenced += 1
@@ -358,7 +363,8 @@ class Node:
                   "runtime_pid": self.runtime.pid, "datagrams_shed": self.datagrams_shed,
                   "datagrams_malformed": self.ingress.malformed,
                   "effects_send_errors": self.ingress.send_errors,
-                  "peer_refusals": self.peer_refusals, "etcd_alarms": list(self._etcd_alarms)}  # fmt: skip
+                  "peer_refusals": self.peer_refusals, "etcd_alarms": list(self._etcd_alarms),
+                  "effects_unserved": dict(self.unserved)}  # fmt: skip
         if self._etcd_alarms and not status["error"]:
             status["error"] = f"etcd alarm: {', '.join(self._etcd_alarms)}: {SPACE_HELP}"
         with self._lock:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from seguro.core import messages as m
 from seguro.invariant import InvariantViolation
+from seguro.node.effects import effects_of
 from seguro.node.eventlog import EventLog
-from seguro.urbit import ames, behn
-from seguro.urbit.noun import Noun, to_list
+from seguro.urbit.noun import Noun
 from seguro.urbit.record import decode_record, encode_record, event_da, later_than
 from seguro.urbit.serf import Serf, SerfBail, SerfError, WorkBail, default_argv
 
@@ -282,15 +282,3 @@ class RuntimeWorker:
                 continue
             record = encode_record(done.mug, done.job)
             self._post(m.WorkDone(done.eve, record, effects_of(done.effects), job.awaited))
-
-
-def effects_of(effects: Noun | list[Noun]) -> tuple[object, ...]:
-    """What this node performs of an event's effects: Ames datagrams, in order, and the last behn %doze
-    (the ship has one timer). Others (eyre, iris, dill...) are not served here yet."""
-    found: list[object] = list(ames.effects_to_datagrams(effects))
-    try:
-        items = effects if isinstance(effects, list) else to_list(effects)
-    except ValueError:  # not a list: effects_to_datagrams said so; the event itself is done
-        items = []
-    dozes = [d for d in map(behn.effect_to_doze, items) if d is not None]
-    return tuple(found + dozes[-1:])

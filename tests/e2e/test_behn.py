@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from seguro.node.config import parse_hostport
+from seguro.ops.admin import status_rows
 from tests.e2e.helpers import Cluster, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -45,6 +46,15 @@ def test_a_timer_set_before_the_master_dies_fires_once_from_the_new_master(tmp_p
         print(f"heard {heard}")
         assert len(woke) == 1, heard
         assert woke[0][0] >= LATER_MS / 1000 - 0.5  # not before it was due
+        new = cluster.master()
+        for node in cluster.state["nodes"]:
+            sock.sendto(b"blit", parse_hostport("udp", node["udp"]))
+
+        def counted() -> bool:
+            rows = {r["id"]: r for r in status_rows(cluster.etcd, "zod")["replicas"]}
+            return rows[new["id"]]["effects_unserved"].get("blit") == 1
+
+        wait_until("the unserved %blit counted in the new master's status", counted, timeout_s=10)
     finally:
         sock.close()
         cluster.close()

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from seguro.core import messages as m
+from seguro.node.effects import Unserved, effects_of
 from seguro.node.eventlog import EventLog
-from seguro.node.runtime import Job, RuntimeWorker, effects_of
+from seguro.node.runtime import Job, RuntimeWorker
 from seguro.urbit import ames, behn
 from seguro.urbit.ames import datagram_event
-from seguro.urbit.noun import from_list
+from seguro.urbit.noun import cord, from_list
 from seguro.urbit.record import DA_TICK, da_from_unix, decode_record, encode_record, split_event
 from seguro.urbit.serf import Serf
 from seguro.urbit.ship.kernel import SNAPSHOT_NAME, boot_events
@@ -187,7 +188,9 @@ def test_event_time_never_goes_backwards_across_a_failover(tmp_path: Path) -> No
 
 def test_the_effects_a_node_performs_are_datagrams_and_the_last_doze(tmp_path: Path) -> None:
     lane = ames.encode_lane("127.0.0.1", 4001)
-    effects = [behn.doze_effect(5), ames.send_effect(lane, b"hi"), behn.doze_effect(None), (0, 0)]
-    expected = ((("127.0.0.1", 4001), b"hi"), behn.Doze(None))
+    blit = ((0, 0), (cord("blit"), 0))
+    galaxy = (0, (cord("send"), ((1, 0), 7)))  # [%.y gal]: not served yet
+    effects = [behn.doze_effect(5), ames.send_effect(lane, b"hi"), blit, behn.doze_effect(None), galaxy]
+    expected = ((("127.0.0.1", 4001), b"hi"), Unserved("blit"), Unserved("send"), behn.Doze(None))
     assert effects_of(effects) == expected  # the serf client's list
     assert effects_of(from_list(effects)) == expected  # a noun list

@@ -224,6 +224,7 @@ def _doze(timers: tuple[tuple[int, Noun], ...]) -> Noun:
 
 
 SLOW_MAX_MS = 600_000
+DILL_WIRE: Noun = (cord("d"), (cord("term"), (1, 0)))  # /d/term/1
 
 
 def _plan_hear(
@@ -246,7 +247,10 @@ def _plan_hear(
     peer = Peer(old.packets + 1, _h128(old.chain.to_bytes(16, "little") + payload), eve)
     peers = len(kernel.peers) + (lane not in kernel.peers)
     ack = f"ack {eve} peers={peers} seen={peer.packets}".encode()
-    return Step(chain=chain, peer=(lane, peer), effects=[ames.send_effect(lane, ack)])
+    effects = [ames.send_effect(lane, ack)]
+    if payload == b"blit":  # also a terminal effect, as dill's %blit: a driver Seguro does not serve yet
+        effects.append((DILL_WIRE, (cord("blit"), from_list([(cord("lin"), tape("blit"))]))))
+    return Step(chain=chain, peer=(lane, peer), effects=effects)
 
 
 def _who(name: Noun) -> str:
