@@ -39,6 +39,8 @@ def group() -> None:
 )
 @click.option("--udp", help="HOST:PORT of the ship's Ames UDP socket.")
 @click.option("--follow-pier", help="Commit a running vere's log from this pier (as master); run no ship.")
+@click.option("--galaxy-domain", help="Galaxies are <name>.<domain> (default urbit.org).")
+@click.option("--galaxy-local/--galaxy-dns", default=None, help="Galaxies at 127.0.0.1:31337+g (vere's -L).")
 @click.option("--ttl", "lease_ttl_s", type=int, help="Lease TTL in seconds (>= 2, default 3).")
 @click.option("--ack-replicas", type=int, help="Followers that must hold an event before its effects leave.")
 @click.option("--max-event-bytes", type=int, help="Largest event accepted (default 64 MiB).")

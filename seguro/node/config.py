@@ -41,6 +41,8 @@ class NodeConfig:
     ack_replicas: int = 0
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     runtime: tuple[str, ...] = field(default=())  # empty: the reference ship; ("none",): a log-only replica
+    galaxy_domain: str = "urbit.org"  # galaxies are <name>.<domain> (vere: -H, --dns-root, or %turf)
+    galaxy_local: bool = False  # vere's -L: galaxies at 127.0.0.1:31337+g, no DNS
     follow_pier: str = ""  # a running vere's pier whose log this node commits (as master); it runs no ship
     snapshot_every: int = 5000
     etcd_retain_events: int = 100_000
@@ -161,5 +163,5 @@ def _check_types(cls: type, values: dict[str, object]) -> None:
             continue
         want: tuple[type, ...] = (int, float) if isinstance(f.default, float) else (type(f.default),)
         value = values[f.name]
-        if not isinstance(value, want) or isinstance(value, bool):
+        if not isinstance(value, want) or (isinstance(value, bool) and not isinstance(f.default, bool)):
             raise ConfigError(f"{f.name} must be {' or '.join(t.__name__ for t in want)}, got {value!r}")

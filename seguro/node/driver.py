@@ -25,11 +25,12 @@ from seguro.invariant import InvariantViolation
 from seguro.node.behn import Behn
 from seguro.node.clock import SystemClock
 from seguro.node.config import NodeConfig
-from seguro.node.effects import Unserved
+from seguro.node.emitter import Emitter
 from seguro.node.etcd.coordinator import Coordinator, MasterInfo
 from seguro.node.etcd.schema import SPACE_HELP
 from seguro.node.etcd_tasks import EtcdTasks, quietly
 from seguro.node.eventlog import EventLog
+from seguro.node.galaxies import Galaxies
 from seguro.node.log_only import NoRuntime, PierTail
 from seguro.node.peer_fetch import PeerFetcher
 from seguro.node.push import PushStream, PushStreams
@@ -37,7 +38,6 @@ from seguro.node.runtime import Job, RuntimeWorker
 from seguro.node.services import serve
 from seguro.node.udp import Ingress
 from seguro.node.wire import Freshness, Identity
-from seguro.urbit.behn import Doze
 from seguro.urbit.noun import cue
 from seguro.urbit.record import split_event
 
@@ -100,6 +100,7 @@ class Node:
         self.runtime = self._make_runtime(cfg)
         self.ingress = Ingress(cfg.udp_hostport, self.clock, self.post)
         self.behn = Behn(self.clock, self.post)
+        self.galaxies = Galaxies(cfg.galaxy_domain, cfg.galaxy_local)
         self._server, grpc_port = serve(self, cfg.grpc, cfg.max_event_bytes)
         self.grpc_address = cfg.advertised_grpc(grpc_port)
         self.udp_address = "{}:{}".format(*self.ingress.address)
@@ -109,10 +110,8 @@ class Node:
         addresses = {"grpc": self.grpc_address, "udp": self.udp_address}
         self.tasks = EtcdTasks(self.coord, self._lease_coord, self.clock, self.post, peer_fetch.fetch,
                                self.node_id, cfg.lease_ttl_s, addresses)  # fmt: skip
-        self.effects_sent = 0
-        self.effects_fenced = 0
+        self.emitter = Emitter(self.ingress, self.behn, self.galaxies, self.clock)
         self.peer_refusals = 0
-        self.unserved: dict[str, int] = {}  # released effects of drivers this node does not serve, by kind
         self._registry: dict[str, dict] = {}
         self._etcd_alarms: list[str] = []
         self._freshness = Freshness(fresh_s=max(3.0, 3 * STATUS_EVERY_S))
@@ -273,7 +272,7 @@ class Node:
                 self._etcd, self.tasks.commit, ready.commit, fail=lambda r: m.CommitDone(seq, False, error=r)
             )
         for _, datagrams in ready.release:
-            self._emit(datagrams)
+            self.emitter.emit(datagrams, self.core.lease_deadline_s())
         if ready.restart_runtime:
             self.runtime.restart()
         for job in ready.run:
@@ -296,26 +295,6 @@ class Node:
             self._fatal = NodeHalted(ready.halt)
             self._stop.set()
         self._etcd_requests(ready)
-
-    def _emit(self, effects: tuple[object, ...]) -> None:
-        """The last gate: nothing leaves after the self-fencing deadline, whatever the core decided. A
-        %doze arms the master's timer (only a master releases effects)."""
-        deadline_s = self.core.lease_deadline_s()
-        for effect in effects:
-            if isinstance(effect, Doze):
-                self.behn.arm(effect.da)
-                continue
-            if isinstance(effect, Unserved):
-                self.unserved[effect.kind] = self.unserved.get(effect.kind, 0) + 1
-                continue
-            address, payload = effect  # type: ignore[misc]
-            if not self.ingress.send_before(payload, address, deadline_s, self.clock):
-                self.effects_fenced += 1
-                log.warning(
-                    "effect fenced at the gate", extra={"late_s": round(self.clock.now_s() - deadline_s, 3)}
-                )
-                continue
-            self.effects_sent += 1
 
     # ---- etcd requests (worker threads) ---------------------------------------------------------
 
@@ -357,14 +336,14 @@ class Node:
         return self.core.role == MASTER and self.core.epoch == epoch
 
     def _publish_status(self, now_s: float) -> None:
-        status = {**self.core.status(now_s), "effects_sent": self.effects_sent,
-                  "effects_fenced": self.effects_fenced, "grpc": self.grpc_address,
+        status = {**self.core.status(now_s), "effects_sent": self.emitter.sent,
+                  "effects_fenced": self.emitter.fenced, "grpc": self.grpc_address,
                   "udp": self.udp_address, "data": str(self.cfg.data_dir),
                   "runtime_pid": self.runtime.pid, "datagrams_shed": self.datagrams_shed,
                   "datagrams_malformed": self.ingress.malformed,
                   "effects_send_errors": self.ingress.send_errors,
                   "peer_refusals": self.peer_refusals, "etcd_alarms": list(self._etcd_alarms),
-                  "effects_unserved": dict(self.unserved)}  # fmt: skip
+                  "effects_unserved": dict(self.emitter.unserved)}  # fmt: skip
         if self._etcd_alarms and not status["error"]:
             status["error"] = f"etcd alarm: {', '.join(self._etcd_alarms)}: {SPACE_HELP}"
         with self._lock:

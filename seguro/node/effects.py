@@ -1,4 +1,5 @@
-"""What a node does with the effects of an event its master released: Ames datagrams leave by UDP, the
+"""What a node does with the effects of an event its master released: Ames datagrams leave by UDP (to a
+galaxy's DNS name for a galaxy lane), the
 last behn %doze arms the master's timer, and every other effect (a driver not served here yet) is
 counted by kind and shown in status, never silently dropped."""
 
@@ -18,6 +19,14 @@ class Unserved:
     kind: str
 
 
+@dataclass(frozen=True)
+class GalaxySend:
+    """A datagram for a galaxy, to its DNS name (or, with local networking, 127.0.0.1)."""
+
+    galaxy: int
+    payload: bytes
+
+
 def effects_of(effects: Noun | list[Noun]) -> tuple[object, ...]:
     """What this node does with an event's effects: Ames datagrams, in order; the last behn %doze (the
     ship has one timer); and one Unserved for every other effect, by its card's tag."""
@@ -33,7 +42,8 @@ def effects_of(effects: Noun | list[Noun]) -> tuple[object, ...]:
             dozes.append(doze)
             continue
         try:
-            datagram = ames.effect_to_datagram(effect)
+            galaxy = ames.effect_to_galaxy_send(effect)
+            datagram = GalaxySend(*galaxy) if galaxy is not None else ames.effect_to_datagram(effect)
         except ames.AmesError:
             datagram = None
         found.append(datagram if datagram is not None else Unserved(_kind(effect)))

@@ -38,7 +38,49 @@ class AmesError(ValueError):
 
 
 class GalaxyLaneError(AmesError):
-    """A `[%.y galaxy]` lane: routable only through the galaxy's DNS name, which we do not resolve."""
+    """A `[%.y galaxy]` lane: routed through the galaxy's DNS name (`galaxy_address`)."""
+
+
+GALAXY_NAMES = (  # the @p suffix syllables: galaxy g is ~GALAXY_NAMES[3g:3g+3]
+    "zodnecbudwessevpersutletfulpensytdurwepserwylsunrypsyxdyrnuphebpeglupdepdysputlughecryttyvsydnex"
+    "lunmeplutseppesdelsulpedtemledtulmetwenbynhexfebpyldulhetmevruttylwydtepbesdexsefwycburderneppur"
+    "rysrebdennutsubpetrulsynregtydsupsemwynrecmegnetsecmulnymtevwebsummutnyxrextebfushepbenmuswyxsym"
+    "selrucdecwexsyrwetdylmynmesdetbetbeltuxtugmyrpelsyptermebsetdutdegtexsurfeltudnuxruxrenwytnubmed"
+    "lytdusnebrumtynseglyxpunresredfunrevrefmectedrusbexlebduxrynnumpyxrygryxfeptyrtustyclegnemfermer"
+    "tenlusnussyltecmexpubrymtucfyllepdebbermughuttunbylsudpemdevlurdefbusbeprunmelpexdytbyttyplevmyl"
+    "wedducfurfexnulluclennerlexrupnedlecrydlydfenwelnydhusrelrudneshesfetdesretdunlernyrsebhulryllud"
+    "remlysfynwerrycsugnysnyllyndyndemluxfedsedbecmunlyrtesmudnytbyrsenwegfyrmurtelreptegpecnelnevfes"
+)
+GALAXY_PORT, GALAXY_PORT_LOCAL = 13337, 31337  # vere's _ames_czar_port: + the galaxy's number
+
+
+def galaxy_name(galaxy: int) -> str:
+    """The galaxy's name without the sig, e.g. 0 -> 'zod'."""
+    if not 0 <= galaxy < 256:
+        raise AmesError(f"a galaxy is 0..255, got {galaxy}")
+    return GALAXY_NAMES[3 * galaxy : 3 * galaxy + 3]
+
+
+def galaxy_address(galaxy: int, domain: str, local: bool = False) -> tuple[str, int]:
+    """Where vere sends to a galaxy: `<name>.<domain>` at 13337 + galaxy, or with local networking (vere's
+    -L) 127.0.0.1 at 31337 + galaxy (pkg/vere/io/ames.c, _ames_czar_port and _ames_etch_czar)."""
+    name = galaxy_name(galaxy)
+    if local:
+        return "127.0.0.1", GALAXY_PORT_LOCAL + galaxy
+    return f"{name}.{domain}", GALAXY_PORT + galaxy
+
+
+def effect_to_galaxy_send(effect: Noun) -> tuple[int, bytes] | None:
+    """(galaxy, payload) for a %send effect to a `[%.y galaxy]` lane; None for any other effect."""
+    if not isinstance(effect, tuple) or not isinstance(effect[1], tuple) or effect[1][0] != SEND:
+        return None
+    body = effect[1][1]
+    if not isinstance(body, tuple) or not isinstance(body[0], tuple) or body[0][0] != YES:
+        return None
+    galaxy = body[0][1]
+    if not isinstance(galaxy, int) or not 0 <= galaxy < 256:
+        raise AmesError(f"galaxy lane {galaxy!r} is not a galaxy (0..255)")
+    return galaxy, packet_bytes(body[1])
 
 
 def encode_lane(ip: str, port: int) -> Noun:

@@ -58,3 +58,19 @@ def test_a_timer_set_before_the_master_dies_fires_once_from_the_new_master(tmp_p
     finally:
         sock.close()
         cluster.close()
+
+
+def test_a_datagram_for_a_galaxy_goes_to_the_galaxys_address(tmp_path: Path) -> None:
+    """With local networking (vere's -L), galaxy g is at 127.0.0.1:31337+g; else <name>.<domain>:13337+g."""
+    galaxy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    galaxy.bind(("127.0.0.1", 31337 + 7))  # ~let
+    galaxy.settimeout(10)
+    cluster = Cluster(tmp_path / "cluster", replicas=1, extra=["--galaxy-local"])
+    try:
+        node = cluster.node("n0")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:  # the ack goes back to it
+            sender.sendto(b"galaxy 7 hello ~let", parse_hostport("udp", node["udp"]))
+            assert galaxy.recvfrom(1024)[0] == b"hello ~let"
+    finally:
+        galaxy.close()
+        cluster.close()

@@ -36,6 +36,7 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         ({"grpc": "0.0.0.0:7000", "advertise_grpc": "0.0.0.0:7000"}, "advertise_grpc must be an address"),
         ({"advertise_grpc": "nowhere"}, "advertise_grpc must look like HOST:PORT"),
         ({"who": "~zod"}, "unknown settings ['who']"),
+        ({"nofailover": "yes"}, "nofailover must be bool, got 'yes'"),
         ({"lease_ttl_s": "three"}, "lease_ttl_s must be int, got 'three'"),
         ({"lease_margin_s": True}, "lease_margin_s must be int or float"),
         ({"grpc": 7000}, "grpc must be str"),
@@ -86,3 +87,9 @@ def test_the_advertised_grpc_address_is_what_replicas_dial() -> None:
     assert NodeConfig.load(None, {**BASE, "grpc": "127.0.0.1:0"}).advertised_grpc(bound_port=7002) == (
         "127.0.0.1:7002"
     )
+
+
+def test_switches_take_booleans() -> None:
+    """Found in e2e: every bool setting (nofailover, galaxy_local) was refused as 'must be bool'."""
+    cfg = NodeConfig.load(None, {**BASE, "nofailover": True, "galaxy_local": False})
+    assert cfg.nofailover is True and cfg.galaxy_local is False

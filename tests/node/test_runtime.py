@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from seguro.core import messages as m
-from seguro.node.effects import Unserved, effects_of
+from seguro.node.effects import GalaxySend, Unserved, effects_of
 from seguro.node.eventlog import EventLog
 from seguro.node.runtime import Job, RuntimeWorker
 from seguro.urbit import ames, behn
@@ -189,8 +189,8 @@ def test_event_time_never_goes_backwards_across_a_failover(tmp_path: Path) -> No
 def test_the_effects_a_node_performs_are_datagrams_and_the_last_doze(tmp_path: Path) -> None:
     lane = ames.encode_lane("127.0.0.1", 4001)
     blit = ((0, 0), (cord("blit"), 0))
-    galaxy = (0, (cord("send"), ((1, 0), 7)))  # [%.y gal]: not served yet
+    galaxy = ames.send_effect((0, 7), b"to ~let")  # a [%.y 7] lane
     effects = [behn.doze_effect(5), ames.send_effect(lane, b"hi"), blit, behn.doze_effect(None), galaxy]
-    expected = ((("127.0.0.1", 4001), b"hi"), Unserved("blit"), Unserved("send"), behn.Doze(None))
+    expected = ((("127.0.0.1", 4001), b"hi"), Unserved("blit"), GalaxySend(7, b"to ~let"), behn.Doze(None))
     assert effects_of(effects) == expected  # the serf client's list
     assert effects_of(from_list(effects)) == expected  # a noun list

@@ -18,7 +18,8 @@ and the mug is the mug of that small noun. Events:
   `[//behn %doze [~ da]]` for the earliest pending timer. `[da [//behn %wake ~]]` answers `woke <N>`
   (N: the %wake's event number) to the lane of every timer due by da, and re-arms the next (or
   `%doze ~`); `[da [//behn %born ~]]` re-emits the %doze, as Arvo re-arms behn on every start.
-- a packet `blit` is acked and also emits a dill `%blit` (a driver Seguro does not serve: counted).
+- a packet `blit` is acked and also emits a dill `%blit` (a driver Seguro does not serve: counted);
+  `galaxy <g> <text>` is acked and also sends <text> to the galaxy lane `[%.y g]`.
 - anything else is folded into the chain without effects.
 Boot (%play at event 1): `boot_events(who)`; BOOT_LIFE = 1 lifecycle formula, then timestamped events.
 Peek: sam = [gang path]; path ~[%eve] / ~[%mug] / ~[%who] / ~[%peers] / ~[%cruds] gives [~ %noun value],

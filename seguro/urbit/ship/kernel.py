@@ -248,6 +248,9 @@ def _plan_hear(
     peers = len(kernel.peers) + (lane not in kernel.peers)
     ack = f"ack {eve} peers={peers} seen={peer.packets}".encode()
     effects = [ames.send_effect(lane, ack)]
+    galaxy = re.fullmatch(rb"galaxy (\d{1,3}) (.*)", payload, re.S)
+    if galaxy and int(galaxy.group(1)) < 256:  # also a datagram to a galaxy's lane, [%.y g]
+        effects.append(ames.send_effect((0, int(galaxy.group(1))), galaxy.group(2)))
     if payload == b"blit":  # also a terminal effect, as dill's %blit: a driver Seguro does not serve yet
         effects.append((DILL_WIRE, (cord("blit"), from_list([(cord("lin"), tape("blit"))]))))
     return Step(chain=chain, peer=(lane, peer), effects=effects)
