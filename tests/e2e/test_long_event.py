@@ -30,8 +30,9 @@ def test_a_work_of_more_than_60_s_completes_and_commits(tmp_path: Path) -> None:
         answer, _ = sock.recvfrom(1024)  # the ack comes once the event is committed
         took_s = time.monotonic() - started
         print(f"a {SLOW_MS / 1000:.0f} s event answered after {took_s:.1f} s")
-        assert answer.startswith(b"ack %d " % (head + 1)) and took_s >= SLOW_MS / 1000
-        assert cluster.head() == head + 1
+        event = int(answer.split()[1])  # "ack <event> ..." (a %born may have come just before it)
+        assert answer.startswith(b"ack ") and event > head and took_s >= SLOW_MS / 1000
+        assert cluster.head() >= event  # committed
     finally:
         sock.close()
         cluster.close()

@@ -36,7 +36,7 @@ def test_a_20000_event_pier_seeds_a_fresh_three_node_cluster(tmp_path: Path) -> 
         wait_for_master(cluster.etcd, "zod", timeout_s=60)
         took_s = wait_until("every node holds the pier's log", cluster.converged, 120, every_s=0.5)
         print(f"import into etcd {imported_s:.1f} s; every node holds the events {took_s:.1f} s later")
-        assert cluster.head() == EVENTS
+        assert cluster.head() >= EVENTS  # and a %born from the master, which tells its timer to behn
         cluster.send(50)  # the ship runs on: the runtime replayed the imported events, mugs matching
         wait_until("answers", lambda: cluster.peer.answered() >= 45, timeout_s=20)
         from_etcd = runner.invoke(main, ["pier", "export", "--etcd", cluster.etcd, "--ship", "zod", "--to",
