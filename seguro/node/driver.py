@@ -172,7 +172,8 @@ class Node:
 
     def _offer(self, event: m.Event) -> bool:
         """Queue `event` for the driver; False when it is an incoming event shed at the door."""
-        priority = 1 if isinstance(event, m.IncomingEvent) else 0
+        # Datagrams and pokes may be shed at the door; the ship's own timer events never are.
+        priority = 1 if isinstance(event, m.IncomingEvent) and event.source != "behn" else 0
         if priority:
             with self._lock:
                 if self._datagrams_queued >= MAX_QUEUED_DATAGRAMS:

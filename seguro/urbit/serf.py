@@ -257,7 +257,9 @@ class Serf:
                 f"{len(self._pending)} jobs in flight (max {self.max_in_flight}); take results first"
             )
         split_event(job)  # RecordError (a ValueError) before anything is sent: the serf stays usable
-        self._send((cord("work"), (mil_ms, job)), timeout_s)
+        # A worker busy with a long event reads no stdin: a full pipe is not a hung worker before the
+        # liveness bound either.
+        self._send((cord("work"), (mil_ms, job)), self.work_timeout_s if timeout_s is None else timeout_s)
         self._pending.append(job)
 
     def next_work_result(self, timeout_s: float | None = None) -> WorkDone:

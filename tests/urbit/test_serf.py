@@ -289,3 +289,16 @@ def test_an_event_has_no_deadline_of_its_own_only_a_liveness_bound(tmp_path: Pat
         serf.play(1, kernel.boot_events("~zod", 1_700_000_000.0))
         with pytest.raises(SerfTimeout):
             serf.work(job)
+
+
+def test_a_worker_busy_with_a_long_event_may_leave_its_pipe_full(tmp_path: Path) -> None:
+    """Found in review: the write of the next job had the 30 s control deadline, so jobs queued behind
+    a long event (more than a pipe's worth) made a healthy worker look hung."""
+    slow = ames.datagram_event(1_700_000_000.0, "127.0.0.1", 4000, b"slow 2000")
+    big = ames.datagram_event(1_700_000_000.0, "127.0.0.1", 4000, b"x" * 60_000)
+    with Serf(pier=tmp_path, timeout_s=1.0, work_timeout_s=10.0) as serf:
+        serf.play(1, kernel.boot_events("~zod", 1_700_000_000.0))
+        serf.submit_work(slow)
+        for _ in range(4):  # 240 KB, more than the pipe holds: blocks until the worker reads, about 2 s
+            serf.submit_work(big)
+        assert [serf.next_work_result().eve for _ in range(5)] == [4, 5, 6, 7, 8]

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from seguro.cli import main as cli_main
 from seguro.urbit import ames, behn, newt
-from seguro.urbit.noun import Noun, cord, from_list, to_list, uncord
+from seguro.urbit.noun import Noun, cord, from_list, jam, to_list, uncord
 from seguro.urbit.record import da_from_unix
 from seguro.urbit.serf_protocol import render_tank
 from seguro.urbit.ship import kernel, worker
@@ -232,3 +232,19 @@ def test_later_sets_a_timer_that_wake_answers_and_born_rearms(tmp_path: Path) ->
     assert not h.serf.kernel.timers
     snapshot = kernel.save_snapshot(tmp_path, h.serf.kernel)
     assert kernel.load_snapshot(snapshot.parent).mug() == h.serf.kernel.mug()
+
+
+def test_no_packet_can_stop_the_ship(tmp_path: Path) -> None:
+    """Found in review: `galaxy 5 ` (an empty body) raised out of the event and the ship exited."""
+    h = Harness(tmp_path)
+    h.boot()
+    _, (tag, (eve, _)) = h.work(b"galaxy 5 ")
+    assert tag == cord("done")  # an ordinary packet: acked, no galaxy datagram
+    tag, body = h.work(b"galaxy 5 x")
+    assert body[0] == cord("done")
+
+
+def test_a_snapshot_of_an_older_kernel_is_ignored_and_the_log_replays(tmp_path: Path) -> None:
+    old = jam((kernel.SNAPSHOT_TAG, (kernel.SNAPSHOT_VERSION - 1, (0, (0, 0)))))
+    (tmp_path / kernel.SNAPSHOT_NAME).write_bytes(old)
+    assert kernel.load_snapshot(tmp_path).eve == 0

@@ -160,7 +160,11 @@ def load_snapshot(pier: Path) -> Kernel:
     if not path.exists():
         return Kernel()
     try:
-        tag, (version, (saved_mug, (noun, peers))) = newt.decode_noun(path.read_bytes())
+        tag, (version, rest) = newt.decode_noun(path.read_bytes())
+        if (tag, version) == (SNAPSHOT_TAG, SNAPSHOT_VERSION - 1):  # an older kernel: replay the log instead
+            log.warning("ignoring a snapshot of an older kernel version (%s); replaying the log", path)
+            return Kernel()
+        saved_mug, (noun, peers) = rest
         who, (eve, (chain, (peer_sum, (peer_count, (cruds, timers))))) = noun
         pending = tuple((da, lane) for da, lane in to_list(timers))  # type: ignore[misc]
         kernel = Kernel(uncord(who), eve, chain, {}, peer_sum, cruds, pending)
@@ -205,7 +209,10 @@ def plan(kernel: Kernel, job: Noun, booting: bool = False, live: bool = False) -
         raise Crash(goof("exit", f"bad %hear: {exc}")) from exc
     if hear is None:
         return Step(chain=chain)
-    return _plan_hear(kernel, eve, chain, *hear, now=job[0], live=live)  # type: ignore[index]
+    try:
+        return _plan_hear(kernel, eve, chain, *hear, now=job[0], live=live)  # type: ignore[index]
+    except ames.AmesError as exc:  # whatever a packet says, the event crashes (%crud); the ship runs on
+        raise Crash(goof("exit", f"packet could not be answered: {exc}")) from exc
 
 
 def _plan_behn(kernel: Kernel, eve: int, chain: int, card_name: str, now: int) -> Step:
@@ -248,7 +255,7 @@ def _plan_hear(
     peers = len(kernel.peers) + (lane not in kernel.peers)
     ack = f"ack {eve} peers={peers} seen={peer.packets}".encode()
     effects = [ames.send_effect(lane, ack)]
-    galaxy = re.fullmatch(rb"galaxy (\d{1,3}) (.*)", payload, re.S)
+    galaxy = re.fullmatch(rb"galaxy (\d{1,3}) (.+)", payload, re.S)
     if galaxy and int(galaxy.group(1)) < 256:  # also a datagram to a galaxy's lane, [%.y g]
         effects.append(ames.send_effect((0, int(galaxy.group(1))), galaxy.group(2)))
     if payload == b"blit":  # also a terminal effect, as dill's %blit: a driver Seguro does not serve yet
