@@ -18,7 +18,7 @@ BARE_GENESIS = Genesis("0" * 32, "~zod", "tests", "2026-12-01T00:00:00+00:00")
 def put_bare_genesis(endpoints: str | list[str], ship: str) -> Genesis:
     """Write only the genesis key of `ship`, leaving its log empty."""
     with Coordinator(endpoints, ship) as coord:
-        coord._client.put(coord.keys.genesis, BARE_GENESIS.encode())
+        coord.seal_genesis(BARE_GENESIS, 0)  # as an import of an empty log would
     return BARE_GENESIS
 
 

@@ -15,7 +15,7 @@ from seguro.node.etcd.coordinator import CoordinationError
 from seguro.node.eventlog import EventLog, EventLogError
 from seguro.ops.pier import export_from_data, export_from_etcd, import_to_data, import_to_etcd
 from seguro.urbit.pier.layout import PierError
-from seguro.urbit.pier.verify import PierReport, verify
+from seguro.urbit.pier.verify import verify
 
 EXIT_UNSOUND = 1
 
@@ -46,10 +46,6 @@ def progress(label: str, first: int, last: int, quiet: bool) -> Iterator[object]
             seen[0] = event
 
         yield tick
-
-
-def verify_bounds(first: int, last: int) -> PierReport:
-    return PierReport("", first_event=first, last_event=last)
 
 
 def pier_bounds(pier: Path) -> tuple[int, int]:
@@ -105,14 +101,14 @@ def import_command(
         with progress("importing", first, last, as_json) as tick:
             started = time.monotonic()
             if etcd is not None:
-                genesis = import_to_etcd(pier, etcd, ship or "", progress=tick)  # type: ignore[arg-type]
-                report = verify_bounds(first, last)
+                genesis, report = import_to_etcd(pier, etcd, ship or "", progress=tick)  # type: ignore[arg-type]
             else:
                 report = import_to_data(pier, data_dir or Path(), progress=tick)  # type: ignore[arg-type]
     except (PierError, EventLogError, CoordinationError, OSError) as e:
         raise click.ClickException(str(e)) from None
     if etcd is not None:
         seconds = time.monotonic() - started
+        first, last = report.first_event, report.last_event
         summary = {"pier": str(pier), "ship": ship, "genesis": genesis.id, "first_event": first,
                    "last_event": last, "seconds": round(seconds, 2)}  # fmt: skip
         click.echo(json.dumps(summary) if as_json else f"imported events {first}..{last} as ship {ship} "

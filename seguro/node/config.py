@@ -14,6 +14,8 @@ from seguro.node.etcd.coordinator import parse_endpoints
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]", "*")
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"(?=.{{1,240}}$)({_LABEL}\.)*{_LABEL}", re.I)
 
 
 class ConfigError(ValueError):
@@ -89,6 +91,8 @@ class NodeConfig:
             raise ConfigError(f"etcd_retain_bytes must be >= 0 (0: no bound), got {self.etcd_retain_bytes}")
         if self.failover_priority < 0:
             raise ConfigError(f"failover_priority must be >= 0, got {self.failover_priority}")
+        if not _DOMAIN.fullmatch(self.galaxy_domain):
+            raise ConfigError(f"galaxy_domain must be a DNS domain (urbit.org), got {self.galaxy_domain!r}")
         if self.runtime_timeout_s <= 0 or self.runtime_liveness_s <= 0:
             raise ConfigError("runtime_timeout_s and runtime_liveness_s must be > 0, got "
                               f"{self.runtime_timeout_s} and {self.runtime_liveness_s}")  # fmt: skip

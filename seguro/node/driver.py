@@ -282,7 +282,7 @@ class Node:
             self.runtime.apply_to(ready.apply_to)
         if ready.record_epoch is not None:  # the promotion is done: this node serves from now on
             self.eventlog.record_epoch(*ready.record_epoch)
-            if not (self.cfg.follow_pier or self.cfg.log_only):
+            if self.runtime.runs_ship:
                 self.behn.born()  # as vere on every start: the ship says its timer, this master arms it
         for job, event, reason in ready.answers:
             job.answer(event, reason)  # type: ignore[attr-defined]

@@ -28,6 +28,7 @@ class NoRuntime:
     committed event 'applied' as soon as it is stored (there is no state to check a mug against)."""
 
     pid = None
+    runs_ship = False  # no ship here to tell of its timers: vere (or nobody) runs it
 
     def __init__(self, eventlog: EventLog, post: Callable[[m.Event], None]) -> None:
         self._log, self._post = eventlog, post

@@ -57,6 +57,8 @@ class Job:
 class RuntimeWorker:
     """Owns the serf on its own thread; `post` receives the core events it produces."""
 
+    runs_ship = True  # its drivers (behn) hear of every promotion
+
     def __init__(
         self,
         eventlog: EventLog,

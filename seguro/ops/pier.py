@@ -26,16 +26,21 @@ SNAPSHOT_DIR = "pier-snapshot"  # beside DIR/log: the snapshot a chopped log beg
 Progress = Callable[[int], None]
 
 
-def batched(records: Iterator[tuple[int, bytes]], size: int) -> Iterator[tuple[int, list[bytes]]]:
-    """(first event, records) groups of at most `size` contiguous records."""
-    first, group = 0, []
+def batched(
+    records: Iterator[tuple[int, bytes]], max_events: int, max_bytes: int | None = None
+) -> Iterator[tuple[int, list[bytes]]]:
+    """(first event, records) groups of contiguous records: at most `max_events`, and `max_bytes` of
+    records when given (a larger record goes alone)."""
+    first, group, size = 0, [], 0
     for event, record in records:
+        full = len(group) >= max_events or (max_bytes is not None and size + len(record) > max_bytes)
+        if group and full:
+            yield first, group
+            group, size = [], 0
         if not group:
             first = event
         group.append(record)
-        if len(group) >= size:
-            yield first, group
-            group = []
+        size += len(record)
     if group:
         yield first, group
 
@@ -103,7 +108,7 @@ def _counted(records: Iterator[tuple[int, bytes]], progress: Progress | None) ->
 
 def import_to_etcd(
     pier: Path, etcd: str, ship: str, progress: Progress | None = None, max_bytes: int = ETCD_IMPORT_MAX_BYTES
-) -> Genesis:
+) -> tuple[Genesis, PierReport]:
     """Seed a cluster with the pier's log: every batch appended at epoch 0 (no master may exist), then the
     genesis, last, so that nodes (which wait for a genesis) never start on a half-imported log. A run that
     stopped part-way is resumed where etcd's head is, once its last record is checked against the pier.
@@ -127,7 +132,7 @@ def import_to_etcd(
         if head:
             _check_resume(coord, pier, head)
             records = (r for r in records if r[0] > head)
-        for first, group in _etcd_batches(records):
+        for first, group in batched(records, MAX_BATCH_EVENTS, MAX_BATCH_BYTES):  # as the master batches
             result = coord.append_records(0, first - 1, group)
             if not result.ok:
                 raise ShipExists(f"ship {ship} changed during the import (head {result.head_event}, "
@@ -139,7 +144,7 @@ def import_to_etcd(
         genesis = Genesis(genesis.id, genesis.who, genesis.created_by, genesis.created_at, 1,
                           vere={k: meta[k] for k in ("version", "who", "fake", "life")})  # fmt: skip
         coord.seal_genesis(genesis, report.last_event)
-    return genesis
+    return genesis, report
 
 
 def _check_resume(coord: Coordinator, pier: Path, head: int) -> None:
@@ -148,22 +153,6 @@ def _check_resume(coord: Coordinator, pier: Path, head: int) -> None:
     if ours is None or ours != theirs:
         raise ShipExists(f"etcd holds events ..{head} of ship {coord.ship} with no genesis, and they "
                          "are not this pier's: another import was interrupted; remove its keys first")
-
-
-def _etcd_batches(records: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, list[bytes]]]:
-    """Groups as the master makes them: at most MAX_BATCH_EVENTS and MAX_BATCH_BYTES (a larger record
-    alone; the adapter writes it as chunks)."""
-    first, group, size = 0, [], 0
-    for event, record in records:
-        if group and (len(group) >= MAX_BATCH_EVENTS or size + len(record) > MAX_BATCH_BYTES):
-            yield first, group
-            group, size = [], 0
-        if not group:
-            first = event
-        group.append(record)
-        size += len(record)
-    if group:
-        yield first, group
 
 
 def _who_text(who: int) -> str:

@@ -107,7 +107,8 @@ def test_an_import_into_etcd_resumes_a_stopped_one_and_refuses_what_it_must(
     with Coordinator(etcd1.endpoints, "zod") as coord:  # a run that stopped after 25 events
         assert coord.append_records(0, 0, records[:25]).ok
         assert coord.genesis() is None
-    genesis = import_to_etcd(pier, etcd1.endpoints, "zod")
+    genesis, report = import_to_etcd(pier, etcd1.endpoints, "zod")
+    assert (report.first_event, report.last_event) == (1, 60)
     with Coordinator(etcd1.endpoints, "zod") as coord:
         assert coord.head()[0] == 60 and coord.genesis() == genesis and genesis.vere["life"] == 1  # type: ignore[index]
         assert [r.data for b in coord.read_batches(1) for r in b.records] == records[:60]

@@ -3,11 +3,14 @@ and deletes still work under the alarm), compact the history, defragment every m
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from seguro.node.etcd.coordinator import Coordinator, etcd_client
-from seguro.node.etcd.schema import parse_endpoints
+from seguro.node.etcd.coordinator import CoordinationError, Coordinator, etcd_client
+from seguro.node.etcd.schema import describe, parse_endpoints
 
 
 @dataclass
@@ -56,9 +59,17 @@ def _defragment(members: list[str], before: dict[str, int], rounds: int = 5) -> 
         time.sleep(0.2 * (attempt + 1))
 
 
-def _client(member: str):  # type: ignore[no-untyped-def]
-    """A client of one member: defragmenting and sizes are per member."""
-    return etcd_client(member, timeout_s=60.0)
+@contextlib.contextmanager
+def _client(member: str) -> Iterator[Any]:
+    """A client of one member (defragmenting and sizes are per member); any failure is a
+    CoordinationError naming the member, not a traceback."""
+    try:
+        with etcd_client(member, timeout_s=60.0) as client:
+            yield client
+    except CoordinationError:
+        raise
+    except Exception as e:  # pyetcd raises its own and grpc's errors
+        raise CoordinationError(f"etcd member {member}: {describe(e)}") from e
 
 
 def _db_sizes(members: list[str]) -> dict[str, int]:
