@@ -104,7 +104,7 @@ def import_command(
                 genesis, report = import_to_etcd(pier, etcd, ship or "", progress=tick)  # type: ignore[arg-type]
             else:
                 report = import_to_data(pier, data_dir or Path(), progress=tick)  # type: ignore[arg-type]
-    except (PierError, EventLogError, CoordinationError, OSError) as e:
+    except (ValueError, EventLogError, CoordinationError, OSError) as e:  # PierError is a ValueError
         raise click.ClickException(str(e)) from None
     if etcd is not None:
         seconds = time.monotonic() - started
@@ -149,7 +149,7 @@ def export_command(
                 first, last_held = log.first_event(), log.last_event()
             with progress("exporting", first, last_held, as_json) as tick:
                 last = export_from_data(data_dir or Path(), pier, major, force, progress=tick)  # type: ignore[arg-type]
-    except (PierError, EventLogError, CoordinationError, OSError) as e:
+    except (ValueError, EventLogError, CoordinationError, OSError) as e:  # PierError is a ValueError
         raise click.ClickException(str(e)) from None
     click.echo(json.dumps({"pier": str(pier), "last_event": last}) if as_json else
                f"exported events ..{last} to {pier}")  # fmt: skip

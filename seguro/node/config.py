@@ -91,6 +91,10 @@ class NodeConfig:
             raise ConfigError(f"etcd_retain_bytes must be >= 0 (0: no bound), got {self.etcd_retain_bytes}")
         if self.failover_priority < 0:
             raise ConfigError(f"failover_priority must be >= 0, got {self.failover_priority}")
+        if self.follow_pier and not Path(self.follow_pier).is_dir():
+            raise ConfigError(f"follow_pier {self.follow_pier!r} is not a directory (a pier to follow)")
+        if self.follow_pier and self.runtime:
+            raise ConfigError("follow_pier and runtime exclude each other: a pier's follower runs no ship")
         if not _DOMAIN.fullmatch(self.galaxy_domain):
             raise ConfigError(f"galaxy_domain must be a DNS domain (urbit.org), got {self.galaxy_domain!r}")
         if self.runtime_timeout_s <= 0 or self.runtime_liveness_s <= 0:

@@ -39,6 +39,8 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         ({"nofailover": "yes"}, "nofailover must be bool, got 'yes'"),
         ({"galaxy_domain": "urbit.org/x"}, "galaxy_domain must be a DNS domain"),
         ({"galaxy_domain": ""}, "galaxy_domain must be a DNS domain"),
+        ({"follow_pier": "/nonexistent/pier"}, "is not a directory"),
+        ({"follow_pier": "/tmp", "runtime": "none"}, "exclude each other"),
         ({"lease_ttl_s": "three"}, "lease_ttl_s must be int, got 'three'"),
         ({"lease_margin_s": True}, "lease_margin_s must be int or float"),
         ({"grpc": 7000}, "grpc must be str"),
