@@ -104,9 +104,8 @@ class Node:
         self._server, grpc_port = serve(self, cfg.grpc, cfg.max_event_bytes)
         self.grpc_address = cfg.advertised_grpc(grpc_port)
         self.udp_address = "{}:{}".format(*self.ingress.address)
-        replicas = self.coord.replicas
-        self.peers = PushStreams(self.node_id, replicas, self.serves_epoch, self._start_push)
-        peer_fetch = PeerFetcher(self.identity, replicas, self.post, cfg.max_event_bytes)
+        self.peers = PushStreams(self.node_id, self.serves_epoch, self._start_push)
+        peer_fetch = PeerFetcher(self.identity, self.coord.replicas, self.post, cfg.max_event_bytes)
         addresses = {"grpc": self.grpc_address, "udp": self.udp_address}
         self.tasks = EtcdTasks(self.coord, self._lease_coord, self.clock, self.post, peer_fetch.fetch,
                                self.node_id, cfg.lease_ttl_s, addresses)  # fmt: skip
@@ -369,8 +368,8 @@ class Node:
                 with self._lock:
                     self._registry = registry
                 self.post(m.PeersObserved(self._freshness.views(registry, self.node_id, self.clock.now_s())))
-            if master_epoch:
-                quietly("peers", self.peers.refresh, master_epoch)
+                if master_epoch:  # the same read decides whom the master pushes to
+                    self.peers.refresh(master_epoch, registry)
         finally:
             self._status_busy.clear()
 

@@ -30,26 +30,20 @@ StartStream = Callable[[str, str, int], "PushStream"]  # (follower id, its gRPC 
 
 class PushStreams:
     """The master's push streams, one per other replica registered in etcd. It sees the node only
-    through three callables: the registry, whether the node still serves an epoch, and a stream factory."""
+    through two callables: whether the node still serves an epoch, and a stream factory."""
 
-    def __init__(
-        self,
-        self_id: str,
-        replicas: Callable[[], dict[str, dict]],
-        serves_epoch: Callable[[int], bool],
-        start_stream: StartStream,
-    ) -> None:
-        self._self_id, self._replicas = self_id, replicas
+    def __init__(self, self_id: str, serves_epoch: Callable[[int], bool], start_stream: StartStream) -> None:
+        self._self_id = self_id
         self._serves_epoch, self._start_stream = serves_epoch, start_stream
         self._streams: dict[str, PushStream] = {}
         self._lock = threading.Lock()
         self._closed = False
 
-    def refresh(self, epoch: int) -> None:
-        """Make sure every other registered replica has a live stream at `epoch`, if the node still serves
-        it: a refresh that ran late (etcd was slow) must not start streams after a fence or a shutdown
-        stopped them. The role is read under the lock `stop_all` takes, after the driver changed it."""
-        addresses = replica_addresses(self._replicas(), self._self_id)
+    def refresh(self, epoch: int, registry: dict[str, dict]) -> None:
+        """Make sure every other replica in `registry` (as just read) has a live stream at `epoch`, if the
+        node still serves it: a refresh that ran late (etcd was slow) must not start streams after a fence
+        or a shutdown stopped them. The role is read under the lock `stop_all` takes."""
+        addresses = replica_addresses(registry, self._self_id)
         with self._lock:
             if self._closed or not self._serves_epoch(epoch):
                 return
