@@ -48,14 +48,30 @@ def group() -> None:
 @click.option("--etcd-retain-bytes", type=int, help="...and at most these bytes of them (default 256 MiB).")
 @click.option("--nofailover/--failover", default=None, help="Never campaign for master (a witness).")
 @click.option("--failover-priority", type=int, help="Among replicas as far along, higher goes first.")
-@click.option("--failover-grace", "failover_grace_s", type=float,
-              help="Seconds to defer to better replicas while there is no master (default 2 TTLs).")
-@click.option("--runtime-liveness", "runtime_liveness_s", type=float,
-              help="Seconds one event may run before the runtime counts as hung (default 3600).")
-@click.option("--promotion-timeout", "promotion_timeout_s", type=float,
-              help="A new master not serving after this many seconds resigns (default 300).")
 @click.option(
-    "--runtime", "runtime_cmd", help="Runtime command (serf protocol); default: the reference ship."
+    "--failover-grace",
+    "failover_grace_s",
+    type=float,
+    help="Seconds to defer to better replicas while there is no master (default 2 TTLs).",
+)
+@click.option(
+    "--runtime-liveness",
+    "runtime_liveness_s",
+    type=float,
+    help="Seconds one event may run before the runtime counts as hung (default 3600).",
+)
+@click.option(
+    "--promotion-timeout",
+    "promotion_timeout_s",
+    type=float,
+    help="A new master not serving after this many seconds resigns (default 300).",
+)
+@click.option(
+    "--runtime",
+    "runtime_cmd",
+    help="ship (the reference ship, protocol 1; default), ship2 (it as vere 4.x's worker), vere3:PATH "
+    "(vere 3.x's `urbit serf`), vere4:PATH (vere 4.x's `urbit work`), none (log only), or a protocol-1 "
+    "command line.",
 )
 @click.option(
     "--ready-file", type=click.Path(path_type=Path), help="Write bound addresses here as JSON once up."

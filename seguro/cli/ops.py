@@ -204,8 +204,13 @@ def etcd_group() -> None:
 @etcd_group.command("reclaim")
 @click.option("--etcd", required=True, envvar="SEGURO_ETCD", help="Comma-separated etcd client URLs.")
 @click.option("--ship", required=True, envvar="SEGURO_SHIP")
-@click.option("--keep-events", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Newest committed events to keep in etcd; older ones stay in every replica's log.")
+@click.option(
+    "--keep-events",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Newest committed events to keep in etcd; older ones stay in every replica's log.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def reclaim_command(etcd: str, ship: str, keep_events: int, as_json: bool) -> None:
     """Free a full etcd (alarm NOSPACE): drop the ship's old batches, compact, defragment, disarm."""

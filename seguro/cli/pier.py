@@ -84,8 +84,12 @@ def verify_command(pier: Path, as_json: bool) -> None:
 
 @group.command("import")
 @click.argument("pier", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="An empty data directory: DIR/log becomes the pier's log.")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="An empty data directory: DIR/log becomes the pier's log.",
+)
 @click.option("--etcd", help="Seed a cluster instead: etcd client URLs (nodes pick the ship up from etcd).")
 @click.option("--ship", help="With --etcd: the ship's name (refused if it exists).")
 @click.option("--json", "as_json", is_flag=True)
@@ -125,8 +129,12 @@ def import_command(
 
 
 @group.command("export")
-@click.option("--data", "data_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="A node's data directory (read as of now; a running node keeps running).")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="A node's data directory (read as of now; a running node keeps running).",
+)
 @click.option("--etcd", help="Export what etcd holds instead (all of it, untrimmed): etcd client URLs.")
 @click.option("--ship", help="With --etcd: the ship's name.")
 @click.option("--to", "pier", required=True, type=click.Path(file_okay=False, path_type=Path))
@@ -160,8 +168,12 @@ def export_command(
 @click.option("--etcd", required=True, help="Comma-separated etcd client URLs.")
 @click.option("--ship", required=True, help="The ship's name (import its pier first: `seguro pier import`).")
 @click.option("--id", "node_id", default="follow", show_default=True, help="This follower's replica id.")
-@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Its data directory (default: PIER/.urb/seguro-follow).")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Its data directory (default: PIER/.urb/seguro-follow).",
+)
 @click.option("--grpc", default="127.0.0.1:0", show_default=True, help="HOST:PORT of its gRPC server.")
 @click.option("--advertise-grpc", help="HOST:PORT replicas dial, when --grpc binds every interface.")
 @click.option("--ready-file", type=click.Path(path_type=Path), help="Write bound addresses here once up.")

@@ -10,6 +10,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 from seguro.node.etcd.coordinator import parse_endpoints
+from seguro.urbit.launch import launch
 
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -97,6 +98,11 @@ class NodeConfig:
             raise ConfigError("follow_pier and runtime exclude each other: a pier's follower runs no ship")
         if not _DOMAIN.fullmatch(self.galaxy_domain):
             raise ConfigError(f"galaxy_domain must be a DNS domain (urbit.org), got {self.galaxy_domain!r}")
+        if self.runtime and not self.log_only:
+            try:
+                launch(self.runtime, self.data_dir / "pier")
+            except ValueError as e:
+                raise ConfigError(f"runtime: {e}") from None
         if self.runtime_timeout_s <= 0 or self.runtime_liveness_s <= 0:
             raise ConfigError("runtime_timeout_s and runtime_liveness_s must be > 0, got "
                               f"{self.runtime_timeout_s} and {self.runtime_liveness_s}")  # fmt: skip

@@ -32,12 +32,14 @@ from seguro.node.etcd_tasks import EtcdTasks, quietly
 from seguro.node.eventlog import EventLog
 from seguro.node.galaxies import Galaxies
 from seguro.node.log_only import NoRuntime, PierTail
+from seguro.node.mars_runtime import MarsRuntime
 from seguro.node.peer_fetch import PeerFetcher
 from seguro.node.push import PushStream, PushStreams
 from seguro.node.runtime import Job, RuntimeWorker
 from seguro.node.services import serve
 from seguro.node.udp import Ingress
 from seguro.node.wire import Freshness, Identity
+from seguro.urbit.launch import launch
 from seguro.urbit.noun import cue
 from seguro.urbit.record import split_event
 
@@ -122,8 +124,11 @@ class Node:
             return PierTail(Path(cfg.follow_pier), self.eventlog, self.post, self._serving_epoch, self.die)
         if cfg.log_only:
             return NoRuntime(self.eventlog, self.post)
-        return RuntimeWorker(
-            self.eventlog, self.post, die=self.die, pier=cfg.data_dir / "pier", argv=cfg.runtime,
+        pier = cfg.data_dir / "pier"
+        how = launch(cfg.runtime, pier)
+        kind = MarsRuntime if how.protocol == 2 else RuntimeWorker
+        return kind(
+            self.eventlog, self.post, die=self.die, pier=pier, argv=how.argv,
             stderr_path=cfg.data_dir / "runtime.log", timeout_s=cfg.runtime_timeout_s,
             liveness_s=cfg.runtime_liveness_s, snapshot_every=cfg.snapshot_every,
         )  # fmt: skip

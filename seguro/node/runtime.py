@@ -141,7 +141,7 @@ class RuntimeWorker:
             if kind == "stop":
                 return
             stale = generation != self._generation and kind != "restart"  # a snapshot too: see below
-            if stale or (kind != "restart" and self._serf is None):
+            if stale or (kind != "restart" and not self._usable()):
                 if kind == "run":  # a waiting poke must hear so now, not after its 10 s timeout
                     self._post(m.WorkRefused("lost to a restart of the runtime", arg.awaited))  # type: ignore[attr-defined]
                 continue  # queued before a restart, or the serf is broken: the core will ask again
@@ -171,6 +171,10 @@ class RuntimeWorker:
             self._apply(arg)  # type: ignore[arg-type]
         elif kind == "snapshot":
             self._snapshot()
+
+    def _usable(self) -> bool:
+        """Whether requests other than a restart can be served (not after a failure or a divergence)."""
+        return self._serf is not None
 
     def _live_serf(self) -> Serf:
         if self._serf is None:
@@ -254,9 +258,8 @@ class RuntimeWorker:
             events.append(decoded.event)
         serf.play(1, events)
 
-    def _run_pipelined(self, first: Job) -> None:
-        """Submit `first` and whatever run requests are already queued, then collect results in order."""
-        serf = self._live_serf()
+    def _gather(self, first: Job) -> list[Job]:
+        """`first` and the run requests already queued behind it (up to PIPELINE_JOBS), in order."""
         jobs = [first]
         while len(jobs) < PIPELINE_JOBS:
             try:
@@ -267,8 +270,13 @@ class RuntimeWorker:
                 self._deferred = (generation, kind, arg)  # keep order: handle it next
                 break
             jobs.append(arg)  # type: ignore[arg-type]
+        return jobs
+
+    def _run_pipelined(self, first: Job) -> None:
+        """Submit `first` and whatever run requests are already queued, then collect results in order."""
+        serf = self._live_serf()
         submitted: list[Job] = []
-        for job in jobs:
+        for job in self._gather(first):
             try:
                 noun, self._last_da = later_than(job.noun, self._last_da)
                 serf.submit_work(noun)

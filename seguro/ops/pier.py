@@ -151,8 +151,10 @@ def _check_resume(coord: Coordinator, pier: Path, head: int) -> None:
     ours = next((record for event, record in walk(pier, decode=False) if event == head), None)
     theirs = next((b.records[-1].data for b in coord.read_batches(head, head)), None)
     if ours is None or ours != theirs:
-        raise ShipExists(f"etcd holds events ..{head} of ship {coord.ship} with no genesis, and they "
-                         "are not this pier's: another import was interrupted; remove its keys first")
+        raise ShipExists(
+            f"etcd holds events ..{head} of ship {coord.ship} with no genesis, and they "
+            "are not this pier's: another import was interrupted; remove its keys first"
+        )
 
 
 def _who_text(who: int) -> str:

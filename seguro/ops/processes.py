@@ -42,8 +42,14 @@ def runs_with(pid: int, *args: str) -> bool:
     return bool(argv) and all(arg in argv for arg in args)
 
 
-def stop(pids: Sequence[int], timeout_s: float, *, one_at_a_time: bool = False, group: bool = False,
-         kill_wait_s: float = 5.0) -> list[int]:
+def stop(
+    pids: Sequence[int],
+    timeout_s: float,
+    *,
+    one_at_a_time: bool = False,
+    group: bool = False,
+    kill_wait_s: float = 5.0,
+) -> list[int]:
     """SIGCONT all (a stopped process cannot die), then SIGTERM: all at once, or each in order after the
     one before has exited. Whatever outlives the shared deadline is SIGKILLed (with `group`, together
     with its process group: the children it could not stop itself). SIGKILL is delivered asynchronously,

@@ -167,41 +167,41 @@ def describe_goof(goof: Noun) -> str:
 # ------------------------------------------------------------------ shape checks
 
 
-def _fail(what: str, message: Noun) -> SerfProtocolError:
+def invalid(what: str, message: Noun) -> SerfProtocolError:
     return SerfProtocolError(f"invalid {what} from serf: {describe(message)}")
 
 
-def _split(message: Noun, tag: str, what: str) -> Noun:
+def tagged(message: Noun, tag: str, what: str) -> Noun:
     """The body of `[%tag body]`, or SerfProtocolError naming what was expected."""
     if not isinstance(message, tuple):
-        raise _fail(what, message)
+        raise invalid(what, message)
     if message[0] != cord(tag):
         raise SerfProtocolError(f"expected %{tag} from serf, got {describe(message)}")
     return message[1]
 
 
-def _atom(value: Noun, bits: int, what: str, message: Noun) -> int:
+def atom_within(value: Noun, bits: int, what: str, message: Noun) -> int:
     if not isinstance(value, int) or value >> bits:
-        raise _fail(what, message)
+        raise invalid(what, message)
     return value
 
 
-def _cells(value: Noun, count: int, what: str, message: Noun) -> list[Noun]:
+def unpack(value: Noun, count: int, what: str, message: Noun) -> list[Noun]:
     """Unpack `[a b ... z]` with exactly `count` items (the last is the tail)."""
     items: list[Noun] = []
     for _ in range(count - 1):
         if not isinstance(value, tuple):
-            raise _fail(what, message)
+            raise invalid(what, message)
         items.append(value[0])
         value = value[1]
     return [*items, value]
 
 
-def _effects(value: Noun, message: Noun) -> list[Noun]:
+def effect_list(value: Noun, message: Noun) -> list[Noun]:
     try:
         return to_list(value)
     except (ValueError, TypeError):
-        raise _fail("%work effects", message) from None
+        raise invalid("%work effects", message) from None
 
 
 # ------------------------------------------------------------------ parsers
@@ -209,14 +209,14 @@ def _effects(value: Noun, message: Noun) -> list[Noun]:
 
 def parse_ripe(message: Noun) -> Ripe:
     """`[%ripe [pro hon nok] eve mug]`; only protocol 1 (vere <= 3.x) is supported."""
-    ver, eve, mug = _cells(_split(message, "ripe", "%ripe"), 3, "%ripe", message)
-    pro, hon, nok = _cells(ver, 3, "%ripe", message)
+    ver, eve, mug = unpack(tagged(message, "ripe", "%ripe"), 3, "%ripe", message)
+    pro, hon, nok = unpack(ver, 3, "%ripe", message)
     ripe = Ripe(
-        protocol=_atom(pro, 8, "%ripe", message),
-        hoon_kelvin=_atom(hon, 8, "%ripe", message),
-        nock_kelvin=_atom(nok, 8, "%ripe", message),
-        eve=_atom(eve, 64, "%ripe", message),
-        mug=_atom(mug, 32, "%ripe", message),
+        protocol=atom_within(pro, 8, "%ripe", message),
+        hoon_kelvin=atom_within(hon, 8, "%ripe", message),
+        nock_kelvin=atom_within(nok, 8, "%ripe", message),
+        eve=atom_within(eve, 64, "%ripe", message),
+        mug=atom_within(mug, 32, "%ripe", message),
     )
     if ripe.protocol != SUPPORTED_PROTOCOL:
         raise SerfProtocolError(f"unsupported serf protocol {ripe.protocol} (need {SUPPORTED_PROTOCOL})")
@@ -225,53 +225,57 @@ def parse_ripe(message: Noun) -> Ripe:
 
 def parse_play(message: Noun) -> int:
     """`[%play %done mug]` -> mug; `[%play %bail eve mug goof]` -> PlayBail."""
-    tag, body = _cells(_split(message, "play", "%play"), 2, "%play", message)
+    tag, body = unpack(tagged(message, "play", "%play"), 2, "%play", message)
     if tag == cord("done"):
-        return _atom(body, 32, "%play %done", message)
+        return atom_within(body, 32, "%play %done", message)
     if tag == cord("bail"):
-        eve, mug, goof = _cells(body, 3, "%play %bail", message)
-        raise PlayBail(_atom(eve, 64, "%play %bail", message), _atom(mug, 32, "%play %bail", message), goof)
-    raise _fail("%play", message)
+        eve, mug, goof = unpack(body, 3, "%play %bail", message)
+        what = "%play %bail"
+        if not isinstance(goof, tuple):  # lord.c _lord_plea_play_bail: the goof must be a cell
+            raise invalid(what, message)
+        raise PlayBail(atom_within(eve, 64, what, message), atom_within(mug, 32, what, message), goof)
+    raise invalid("%play", message)
 
 
 def parse_work(message: Noun, job: Noun, expect_eve: int) -> WorkDone:
     """%work %done / %swap -> WorkDone for event `expect_eve`; %work %bail -> WorkBail."""
-    tag, body = _cells(_split(message, "work", "%work"), 2, "%work", message)
+    tag, body = unpack(tagged(message, "work", "%work"), 2, "%work", message)
     if tag == cord("bail"):
         try:
             goofs = to_list(body)
         except (ValueError, TypeError):
-            raise _fail("%work %bail", message) from None
+            raise invalid("%work %bail", message) from None
         raise WorkBail(job, goofs)
     if tag == cord("done"):
-        eve, mug, effects = _cells(body, 3, "%work %done", message)
+        eve, mug, effects = unpack(body, 3, "%work %done", message)
         swapped, logged = False, job
     elif tag == cord("swap"):
-        eve, mug, logged, effects = _cells(body, 4, "%work %swap", message)
+        eve, mug, logged, effects = unpack(body, 4, "%work %swap", message)
         swapped = True
         try:
             split_event(logged)  # this is what gets logged: it must be an event
         except RecordError:
-            raise _fail("%work %swap job", message) from None
+            raise invalid("%work %swap job", message) from None
     else:
-        raise _fail("%work", message)
-    eve = _atom(eve, 64, "%work", message)
+        raise invalid("%work", message)
+    eve = atom_within(eve, 64, "%work", message)
     if eve != expect_eve:
         raise SerfProtocolError(f"serf finished event {eve}, expected {expect_eve}")
-    return WorkDone(eve, _atom(mug, 32, "%work", message), logged, _effects(effects, message), swapped)
+    mug = atom_within(mug, 32, "%work", message)
+    return WorkDone(eve, mug, logged, effect_list(effects, message), swapped)
 
 
 def parse_live(message: Noun) -> None:
     """`[%live ~]`, the ack of %save/%cram/%meld/%pack."""
-    if _split(message, "live", "%live") != 0:
-        raise _fail("%live", message)
+    if tagged(message, "live", "%live") != 0:
+        raise invalid("%live", message)
 
 
 def parse_peek(message: Noun) -> Noun:
     """`[%peek %done (unit)]` -> the unit; `[%peek %bail goof]` -> PeekBail."""
-    tag, body = _cells(_split(message, "peek", "%peek"), 2, "%peek", message)
+    tag, body = unpack(tagged(message, "peek", "%peek"), 2, "%peek", message)
     if tag == cord("done"):
         return body
     if tag == cord("bail"):
         raise PeekBail(body)
-    raise _fail("%peek", message)
+    raise invalid("%peek", message)

@@ -105,7 +105,7 @@ def test_10k_events_snapshot_kill_restart_replay_agree(tmp_path: Path) -> None:
 
 
 def test_sync_work_peek_save_and_logs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="seguro.urbit.serf")
+    caplog.set_level(logging.INFO, logger="seguro.urbit")
     with booted(tmp_path, stderr_path=tmp_path / "ship.log") as serf:
         done = serf.work(packet_event(1))
         assert (done.eve, done.swapped, done.mug) == (4, False, serf.mug)
@@ -117,8 +117,8 @@ def test_sync_work_peek_save_and_logs(tmp_path: Path, caplog: pytest.LogCaptureF
         assert serf.peek((0, from_list([cord("eve")]))) == (0, (cord("noun"), 5))
         serf.save()
         assert (tmp_path / "snapshot.jam").exists()
-    assert "serf slog: booted ~zod in 3 events" in caplog.text
-    assert "serf flog: saved snapshot at 5" in caplog.text
+    assert "worker slog: booted ~zod in 3 events" in caplog.text
+    assert "worker flog: saved snapshot at 5" in caplog.text
 
 
 def test_play_bail_leaves_the_serf_usable(tmp_path: Path) -> None:
@@ -251,7 +251,7 @@ def test_exit_and_constructor_checks(tmp_path: Path) -> None:
 
 
 def test_missing_binary_and_clean_close(tmp_path: Path) -> None:
-    with pytest.raises(SerfError, match="could not start serf"):
+    with pytest.raises(SerfError, match="could not start worker"):
         Serf([str(tmp_path / "no-such-binary")])
     serf = booted(tmp_path)
     serf.close()

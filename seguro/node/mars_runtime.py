@@ -1,0 +1,245 @@
+"""The node's ship runtime under protocol 2 (vere 4.x `urbit work`, or the reference ship's `--protocol 2`):
+the worker owns the pier's LMDB event log, and Seguro keeps that log equal to the committed one.
+
+- Master: a poke goes to the worker, which stamps it, logs it and answers with its effects; the record is
+  read back from the pier (the final @da, or the %crud that replaced a crash) and handed to the core as
+  WorkDone, which commits it in etcd under the fence before any effect leaves.
+- Fence, crash, restart: the worker is SIGKILLed (never %exit, which would snapshot uncommitted events)
+  and the pier's log is cut back to the committed log before a worker runs again.
+- Follower: no worker runs; committed records are appended to the pier as they arrive (`Applied`), and a
+  worker is started now and then to replay them, check the mug and snapshot (at committed events only).
+- The worker is started when the first event is to run, so a new master replays from its last snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from seguro.core import messages as m
+from seguro.invariant import InvariantViolation
+from seguro.node.effects import effects_of
+from seguro.node.eventlog import EventLog
+from seguro.node.runtime import Job, RuntimeWorker
+from seguro.urbit import ames
+from seguro.urbit.mars import Mars
+from seguro.urbit.mars_protocol import PokeBail
+from seguro.urbit.pier.layout import Meta, PierError, log_dir
+from seguro.urbit.pier.log import PierLog
+from seguro.urbit.record import decode_record, split_event
+from seguro.urbit.serf import SerfDied, SerfError
+from seguro.urbit.ship.kernel import BOOT_LIFE
+
+log = logging.getLogger(__name__)
+
+SYNC_CHUNK_EVENTS = 1000
+STDERR_TAIL_BYTES = 8192
+_MUG_MISMATCH = re.compile(r"(?:^|\s)play \((\d+)\): (mug mismatch[^\r\n]*)")
+AGREEMENT_SCAN_MAX = 100_000  # run-ahead is a few pipelines deep: a longer disagreement is no fence's
+
+
+def pier_meta(eventlog: EventLog) -> Meta:
+    """vere's META for the pier: an imported ship's own, else the reference ship's (a galaxy's number)."""
+    meta = eventlog.meta()
+    pier = meta.get("pier")
+    if pier:
+        return Meta(3, int(pier["who"]), bool(pier["fake"]), int(pier["life"]))
+    who = meta.get("who")
+    name = who.lstrip("~") if isinstance(who, str) else ""
+    number = who if isinstance(who, int) else next(
+        (g for g in range(256) if len(name) == 3 and ames.galaxy_name(g) == name), 0
+    )  # fmt: skip
+    return Meta(3, number, True, int(meta.get("life") or BOOT_LIFE))
+
+
+class MarsRuntime(RuntimeWorker):
+    """RuntimeWorker's thread and queue, with protocol 2's worker and the pier's log in place of %play."""
+
+    def __init__(
+        self,
+        eventlog: EventLog,
+        post: Callable[[m.Event], None],
+        *,
+        pier: Path,
+        argv: Sequence[str],
+        die: Callable[[InvariantViolation], None] | None = None,
+        stderr_path: Path | None = None,
+        timeout_s: float = 30.0,
+        liveness_s: float = 3600.0,
+        snapshot_every: int = 5000,
+    ) -> None:
+        super().__init__(
+            eventlog, post, pier=pier, die=die, argv=argv, stderr_path=stderr_path, timeout_s=timeout_s,
+            liveness_s=liveness_s, snapshot_every=snapshot_every,
+        )  # fmt: skip
+        self._pier = pier
+        self._events: PierLog | None = None
+        self._synced = False  # the pier holds exactly the committed log; False after a failure
+        self.snapshots = 0
+
+    def _usable(self) -> bool:
+        return self._synced
+
+    def _fail(self, reason: str) -> None:
+        self._synced = False  # until a restart has cut the pier back to the committed log
+        super()._fail(reason)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        super().stop(timeout_s)
+        if self._events is not None:
+            self._events.close()
+
+    # ---- the pier's log ------------------------------------------------------------------------
+
+    def _pier_log(self) -> PierLog:
+        if self._events is None:
+            if not log_dir(self._pier).exists():
+                if self._log.first_event() > 1:
+                    raise PierError("the local log begins after event 1; a protocol-2 worker replays from 1")
+                self._events = PierLog.create(self._pier, pier_meta(self._log))
+            else:
+                self._events = PierLog(self._pier)
+        return self._events
+
+    def _sync_pier(self, upto: int) -> None:
+        """Make the pier's log hold exactly the local (committed) log up to `upto`: cut back whatever the
+        worker logged that was not committed, then append what was committed since."""
+        events = self._pier_log()
+        agree = min(events.head(), upto)
+        scanned = 0
+        while agree > events.base and events.get(agree) != self._log.get(agree):
+            agree -= 1
+            scanned += 1
+            if scanned > AGREEMENT_SCAN_MAX:
+                raise PierError(f"the pier's log differs from the committed one for over {scanned} events")
+        cut = events.truncate_after(agree)
+        if cut:
+            log.warning("cut uncommitted events from the pier", extra={"after": agree, "events": cut})
+        while agree < upto:
+            chunk = list(self._log.read(agree + 1, min(upto, agree + SYNC_CHUNK_EVENTS)))
+            agree = events.append(chunk)
+
+    def _stop_worker(self) -> None:
+        if self._serf is not None:
+            self._serf.kill()
+            self._serf = None
+
+    # ---- requests --------------------------------------------------------------------------------
+
+    def _restart(self) -> None:
+        self._stop_worker()
+        self._synced = False
+        durable = self._log.last_event()
+        self._sync_pier(durable)
+        self._synced = True
+        self._post(m.RuntimeReady(durable))
+
+    def _apply(self, upto: int) -> None:
+        self._stop_worker()  # its state would fall behind the log it owns
+        self._sync_pier(upto)
+        self._post(m.Applied(upto))
+
+    def _start_worker(self) -> Mars | None:
+        """A worker replayed to the committed log, or None (and Diverged posted) if its state is not the
+        log's."""
+        durable = self._log.last_event()
+        self._sync_pier(durable)
+        written = self._stderr_size()
+        try:
+            mars = Mars(self._argv, stderr_path=self._stderr_path, timeout_s=self._timeout_s,
+                        work_timeout_s=self._liveness_s)  # fmt: skip
+        except SerfDied:
+            mismatch = self._replay_mismatch(written)
+            if mismatch is None:
+                raise
+            self._synced = False
+            self._post(m.Diverged(*mismatch))
+            return None
+        self._serf = mars  # type: ignore[assignment]
+        why = self._disagreement(mars.ripe.eve, mars.ripe.mug, durable)
+        if why:
+            self._stop_worker()
+            self._synced = False
+            self._post(m.Diverged(mars.ripe.eve, why))
+            return None
+        return mars
+
+    def _stderr_size(self) -> int:
+        path = self._stderr_path
+        return path.stat().st_size if path is not None and path.exists() else 0
+
+    def _replay_mismatch(self, since: int) -> tuple[int, str] | None:
+        """The event whose logged mug the worker's replay did not reach, from what it wrote (after
+        `since`) before exiting: vere 4.x's mars.c and the reference ship say "play (N): mug mismatch"."""
+        if self._stderr_path is None or self._stderr_size() <= since:
+            return None
+        with open(self._stderr_path, "rb") as f:
+            f.seek(max(since, self._stderr_size() - STDERR_TAIL_BYTES))
+            tail = f.read().decode(errors="replace")
+        found = _MUG_MISMATCH.findall(tail)
+        if not found:
+            return None
+        event, text = found[-1]
+        return int(event), f"the worker's replay: {text.strip()}"
+
+    def _disagreement(self, eve: int, mug: int, durable: int) -> str:
+        if eve != durable:
+            return f"the worker started at event {eve}, the committed log ends at {durable}"
+        record = self._log.get(eve)
+        logged = decode_record(record).mug if record is not None else 0
+        if logged and logged != mug:
+            return f"mug {mug:#x} after event {eve}, the log says {logged:#x}"
+        return ""
+
+    def _run_pipelined(self, first: Job) -> None:
+        mars = self._serf if isinstance(self._serf, Mars) else self._start_worker()
+        jobs = self._gather(first)
+        if mars is None:
+            for job in jobs:
+                self._post(m.WorkRefused("the runtime's state is not the committed log's", job.awaited))
+            return
+        submitted: list[Job] = []
+        for job in jobs:
+            try:
+                _, wire, card = split_event(job.noun)
+                mars.submit_poke((wire, card))
+            except ValueError as e:  # not [@da ovum]: refuse the job, keep the runtime
+                self._post(m.WorkRefused(f"malformed job: {e}", job.awaited))
+                continue
+            submitted.append(job)
+        for job in submitted:
+            try:
+                done = mars.next_poke_result()
+            except PokeBail as e:
+                self._post(m.WorkRefused(str(e), job.awaited))
+                continue
+            record = self._pier_log().get(done.eve)
+            if record is None:
+                raise SerfError(f"the worker answered event {done.eve} but its log does not hold it")
+            self._post(m.WorkDone(done.eve, record, effects_of(done.effects), job.awaited))
+
+    def _snapshot(self) -> None:
+        """Snapshot at a committed event only. A master's worker saves when it holds nothing uncommitted;
+        a follower starts a worker to replay what it appended, checks its mug, saves and stops it."""
+        durable = self._log.last_event()
+        if durable - self._last_snapshot < self._snapshot_every:
+            return
+        mars = self._serf if isinstance(self._serf, Mars) else None
+        if mars is not None and mars.eve > durable:
+            return  # run-ahead: not now
+        started = mars is None
+        if started and (mars := self._start_worker()) is None:
+            return
+        eve, mug = mars.save()
+        why = self._disagreement(eve, mug, eve)
+        if started:
+            self._stop_worker()
+        if why:
+            self._synced = False
+            self._post(m.Diverged(eve, why))
+            return
+        self._last_snapshot = eve
+        self.snapshots += 1
+        log.info("snapshot", extra={"eve": eve})

@@ -1,0 +1,125 @@
+"""The newest epoch of a pier's event log, open for reading and writing: what a protocol-2 worker (vere
+4.x, or the reference ship speaking protocol 2) replays on start and appends each event to, and what a
+Seguro node keeps in step with the replicated log while no worker runs.
+
+LMDB takes one writer at a time across processes (its lock file), so node and worker may both hold the
+log open; Seguro writes only while its worker is stopped. Writes are synced, as vere's are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import lmdb
+
+from seguro.urbit.pier.layout import (
+    EVENTS,
+    FILE_MODE,
+    MAP_SIZE,
+    MAX_DBS,
+    Meta,
+    PierError,
+    event_key,
+    key_event,
+)
+from seguro.urbit.pier.reader import read_meta, segments
+from seguro.urbit.pier.writer import write_pier
+
+READ_BATCH_EVENTS = 1000
+
+
+class PierLog:
+    """Events base+1..head of the pier's last epoch."""
+
+    def __init__(self, pier: Path) -> None:
+        layout = segments(pier)
+        last = layout[-1]
+        if last.epoch_format is None:
+            raise PierError(f"{pier}: a vere 1.x-2.x log (no epochs); import it, then export it for vere 4")
+        self.pier, self.base, self.path = pier, last.base, last.path
+        try:
+            self._env = lmdb.open(str(last.path), map_size=MAP_SIZE, max_dbs=MAX_DBS, mode=FILE_MODE,
+                                  sync=True, metasync=True, create=False)  # fmt: skip
+            self._db = self._env.open_db(EVENTS, integerkey=True)
+        except lmdb.Error as e:
+            raise PierError(f"{last.path}: {e}") from None
+        self.meta: Meta = read_meta(self._env, str(last.path))
+
+    @classmethod
+    def create(cls, pier: Path, meta: Meta, vere_major: int = 4) -> PierLog:
+        """A new empty log (epoch 0i0) with `meta`, then opened."""
+        write_pier(pier, meta, 0, [], vere_major)
+        return cls(pier)
+
+    def close(self) -> None:
+        self._env.close()
+
+    def __enter__(self) -> PierLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def head(self) -> int:
+        """The last event held (the epoch's base when it holds none)."""
+        with self._txn() as txn:
+            cursor = txn.cursor()
+            return key_event(cursor.key()) if cursor.last() else self.base
+
+    def get(self, event: int) -> bytes | None:
+        with self._txn() as txn:
+            value = txn.get(event_key(event))
+            return bytes(value) if value is not None else None
+
+    def read(self, first: int, last: int) -> list[tuple[int, bytes]]:
+        """(event, record) for first..last held, at most READ_BATCH_EVENTS of them."""
+        out: list[tuple[int, bytes]] = []
+        with self._txn() as txn:
+            cursor = txn.cursor()
+            if not cursor.set_range(event_key(first)):
+                return out
+            for key, value in cursor:
+                event = key_event(key)
+                if event > last or len(out) >= READ_BATCH_EVENTS:
+                    break
+                out.append((event, bytes(value)))
+        return out
+
+    def append(self, records: Iterable[tuple[int, bytes]]) -> int:
+        """Add events after the head, contiguous, in one synced transaction; returns the new head."""
+        head = self.head()
+        pending = []
+        for event, record in records:
+            if event != head + 1 + len(pending):
+                raise PierError(f"{self.path}: append of event {event} after {head + len(pending)}")
+            pending.append((event_key(event), record))
+        if pending:
+            try:
+                with self._env.begin(db=self._db, write=True) as txn:
+                    txn.cursor().putmulti(pending, append=True)
+            except lmdb.Error as e:
+                raise PierError(f"{self.path}: {e}") from None
+        return head + len(pending)
+
+    def truncate_after(self, event: int) -> int:
+        """Delete every event after `event` (never below the epoch's base: what is below lives in older
+        epochs and a snapshot); returns how many went."""
+        if event < self.base:
+            raise PierError(f"{self.path}: cannot cut back to {event}, below the epoch's base {self.base}")
+        gone = 0
+        try:
+            with self._env.begin(db=self._db, write=True) as txn:
+                cursor = txn.cursor()
+                if cursor.set_range(event_key(event + 1)):
+                    while cursor.delete():
+                        gone += 1
+        except lmdb.Error as e:
+            raise PierError(f"{self.path}: {e}") from None
+        return gone
+
+    def _txn(self) -> lmdb.Transaction:
+        try:
+            return self._env.begin(db=self._db)
+        except lmdb.Error as e:
+            raise PierError(f"{self.path}: {e}") from None
