@@ -24,13 +24,14 @@ from seguro.invariant import InvariantViolation
 from seguro.node.effects import effects_of
 from seguro.node.eventlog import EventLog
 from seguro.urbit.noun import Noun
-from seguro.urbit.record import decode_record, encode_record, event_da, later_than
-from seguro.urbit.serf import Serf, SerfBail, SerfError, WorkBail, default_argv
+from seguro.urbit.record import Record, decode_record, encode_record, event_da, later_than
+from seguro.urbit.serf import PlayBail, Serf, SerfBail, SerfError, WorkBail, default_argv
 
 log = logging.getLogger(__name__)
 
 PIPELINE_JOBS = 32  # %work requests in flight to the serf at once
 BOOT_SCAN_MAX = 1000  # a boot sequence longer than this is not a boot sequence
+PLAY_BATCH = 500  # events per %play, as vere's king replays (pier.c, PIER_PLAY_BATCH)
 RESTART_BACKOFF_S = 1.0
 
 
@@ -182,6 +183,16 @@ class RuntimeWorker:
         return self._serf
 
     def _restart(self) -> None:
+        serf = self._restart_serf()
+        diverged = self._replay(self._log.last_event())
+        if diverged is not None:
+            self._post(m.Diverged(*diverged))
+            self._serf = None
+            return
+        self._post(m.RuntimeReady(serf.eve))
+
+    def _restart_serf(self) -> Serf:
+        """A new runtime from its snapshot (killing the old one), which must not be ahead of the log."""
         if self._serf is not None:
             self._serf.kill()
             self._serf = None
@@ -193,12 +204,7 @@ class RuntimeWorker:
         if serf.eve > durable:
             raise SerfError(f"runtime snapshot is at event {serf.eve}, ahead of the log at {durable}")
         self._last_snapshot = serf.eve
-        diverged = self._replay(durable)
-        if diverged is not None:
-            self._post(m.Diverged(*diverged))
-            self._serf = None
-            return
-        self._post(m.RuntimeReady(serf.eve))
+        return serf
 
     def _time_at(self, event: int) -> int:
         """The time of the last timestamped event up to `event` in the log (a snapshot's runtime holds
@@ -233,27 +239,56 @@ class RuntimeWorker:
             log.info("snapshot", extra={"eve": serf.eve})
 
     def _replay(self, upto: int) -> tuple[int, str] | None:
-        """Bring the runtime up to `upto` from the local log; (event, what differs) on a divergence."""
+        """Bring the runtime up to `upto` from the local log, as vere's king replays: the boot sequence in
+        one %play, then %plays of at most PLAY_BATCH events, each checked by the mug after its last event
+        (vere 3.x checks no more: a record whose mug alone is wrong, inside a batch whose state comes out
+        right, goes unseen). A batch that ends on the wrong mug is replayed again event by event, so the
+        divergence is reported at its own event. Returns (event, what differs) on a divergence."""
         serf = self._live_serf()
         if serf.eve == 0 and upto > 0:
             self._replay_boot(serf)
-        for event, record in self._log.read(serf.eve + 1, upto) if serf.eve < upto else ():
-            decoded = decode_record(record)
-            self._last_da = max(self._last_da, event_da(decoded.event))
+        while serf.eve < upto:
+            first = serf.eve + 1
+            batch = [
+                (e, decode_record(r)) for e, r in self._log.read(first, min(upto, first + PLAY_BATCH - 1))
+            ]
+            self._last_da = max([self._last_da] + [event_da(d.event) for _, d in batch])
+            try:
+                mug = serf.play(first, [d.event for _, d in batch])
+            except SerfBail as e:
+                at = e.eve + 1 if isinstance(e, PlayBail) else first
+                return at, f"the runtime refused the logged event: {e}"
+            last = batch[-1][1]
+            if not last.is_boot and mug != last.mug:
+                return self._locate_divergence(first, batch)
+        return None
+
+    def _locate_divergence(self, first: int, batch: list[tuple[int, Record]]) -> tuple[int, str]:
+        """The runtime is past a batch that ended on the wrong mug: start it again (its snapshot is at or
+        before `first` - 1, all checked), bring it to `first` - 1, then play the batch one event at a time."""
+        self._restart_serf()
+        serf = self._live_serf()
+        before = self._replay(first - 1)
+        if before is not None:
+            return before
+        for event, decoded in batch:
             try:
                 mug = serf.play(event, [decoded.event])
             except SerfBail as e:
                 return event, f"the runtime refused the logged event: {e}"
             if not decoded.is_boot and mug != decoded.mug:
                 return event, f"mug {mug:#x} after the event, the log says {decoded.mug:#x}"
-        return None
+        raise SerfError(f"events {first}..{batch[-1][0]} replayed one by one reach every logged mug, "
+                        "but not in one batch")  # fmt: skip
 
     def _replay_boot(self, serf: Serf) -> None:
-        """vere plays the whole boot sequence (the leading mug-0 events) in one %play at event 1."""
+        """vere plays the whole boot sequence in one %play at event 1: the leading mug-0 events, and at least
+        `life` of them (the first batch must hold the lifecycle formula's events: pier.c, _pier_play)."""
+        life = int(self._log.meta().get("life") or (self._log.meta().get("pier") or {}).get("life") or 0)
         events: list[Noun] = []
-        for _, record in self._log.read(1, min(self._log.last_event(), BOOT_SCAN_MAX)):
+        for event, record in self._log.read(1, min(self._log.last_event(), max(BOOT_SCAN_MAX, life))):
             decoded = decode_record(record)
-            if not decoded.is_boot:
+            if not decoded.is_boot and event > life:
                 break
             events.append(decoded.event)
         serf.play(1, events)

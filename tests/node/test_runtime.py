@@ -76,6 +76,28 @@ def test_restart_replays_the_log_and_snapshots_cut_the_replay(tmp_path: Path, mo
         log.close()
 
 
+def test_replay_plays_the_boot_sequence_then_batches_of_at_most_500(tmp_path: Path, monkeypatch) -> None:
+    batches: list[tuple[int, int]] = []
+    real_play = Serf.play
+
+    def play(self, event, jobs):  # type: ignore[no-untyped-def]
+        batches.append((event, len(jobs)))
+        return real_play(self, event, jobs)
+
+    monkeypatch.setattr(Serf, "play", play)
+    log = make_log(tmp_path, 1200)
+    batches.clear()  # the log's maker booted a runtime too
+    events: queue.Queue[m.Event] = queue.Queue()
+    worker = RuntimeWorker(log, events.put, pier=tmp_path / "pier")
+    worker.start()
+    try:
+        assert next_event(events, m.RuntimeReady).eve == 1203  # type: ignore[attr-defined]
+        assert batches == [(1, 3), (4, 500), (504, 500), (1004, 200)]
+    finally:
+        worker.stop()
+        log.close()
+
+
 def test_a_snapshot_asked_for_before_a_restart_never_saves_discarded_run_ahead(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -138,8 +160,9 @@ def test_a_mug_that_disagrees_with_the_log_is_a_divergence_at_that_event(tmp_pat
     log = make_log(tmp_path, 40)
     records = [record for _, record in log.read(1)]
     log.close()
-    bad = decode_record(records[29])
-    records[29] = encode_record(bad.mug ^ 1, bad.event)  # event 30 claims another mug
+    for i in range(29, 43):  # from event 30 on, the master's state was another one than this runtime's
+        bad = decode_record(records[i])
+        records[i] = encode_record(bad.mug ^ 1, bad.event)
     other = EventLog(tmp_path / "other")
     other.append(1, records[:20])
     events: queue.Queue[m.Event] = queue.Queue()
