@@ -10,22 +10,45 @@ from collections.abc import Callable
 from seguro.core import messages as m
 from seguro.core.clock import Clock
 from seguro.node.runtime import Job
-from seguro.urbit import ames
+from seguro.urbit import ames, ames_filter
+from seguro.urbit.noun import Noun
+from seguro.urbit.record import da_from_unix, event_noun
 
 log = logging.getLogger(__name__)
 
 EVENT_OVERHEAD_BYTES = 64  # what a datagram's event noun adds to its payload, roughly
+UNANSWERED = "scry (not answered)"
+
+Filter = Callable[[bytes], ames_filter.Verdict]
+OnScry = Callable[[ames_filter.Verdict, tuple[str, int]], None]
+
+
+def vere_filter(our: int) -> Filter:
+    """vere's filtering of inbound datagrams for ship `our` (seguro.urbit.ames_filter.classify)."""
+    return lambda payload: ames_filter.classify(payload, our)
 
 
 class Ingress:
     """Receives datagrams (every replica gets every one, from the load balancer) and sends effects.
 
     Effects leave from this same socket, as vere's ames driver does, so peers see replies from the
-    ship's address. Malformed datagrams are counted and dropped; they never reach the log.
+    ship's address. Malformed datagrams are counted and dropped; they never reach the log. With a
+    `datagram_filter` (vere_filter), datagrams vere would never make events of (STUN, bad headers or
+    mugs, packets for other ships) are counted by reason in `filtered` and dropped, and remote-scry
+    requests, which vere answers from a peek, go to `on_scry` (without one, counted as UNANSWERED).
     """
 
-    def __init__(self, hostport: tuple[str, int], clock: Clock, post: Callable[[m.Event], None]) -> None:
+    def __init__(
+        self,
+        hostport: tuple[str, int],
+        clock: Clock,
+        post: Callable[[m.Event], None],
+        datagram_filter: Filter | None = None,
+        on_scry: OnScry | None = None,
+    ) -> None:
         self._clock, self._post = clock, post
+        self._filter, self._on_scry = datagram_filter, on_scry
+        self.filtered: dict[str, int] = {}
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             self._sock.bind(hostport)
@@ -50,7 +73,9 @@ class Ingress:
                     return
                 continue
             try:
-                noun = ames.datagram_event(self._clock.wall_s(), ip, port, payload)
+                noun = self._event(payload, ip, port)
+                if noun is None:
+                    continue
             except ames.AmesError as e:
                 self.malformed += 1
                 log.debug("malformed datagram", extra={"from": f"{ip}:{port}", "error": str(e)})
@@ -61,6 +86,21 @@ class Ingress:
                 continue
             size = len(payload) + EVENT_OVERHEAD_BYTES
             self._post(m.IncomingEvent(Job(noun, size), size))
+
+    def _event(self, payload: bytes, ip: str, port: int) -> Noun | None:
+        """The event for a datagram, or None when the filter keeps it from becoming one."""
+        if self._filter is None:
+            return ames.datagram_event(self._clock.wall_s(), ip, port, payload)
+        verdict = self._filter(payload)
+        if verdict.action == "hear":
+            wire, card = verdict.ovum(ip, port, payload)
+            return event_noun(da_from_unix(self._clock.wall_s()), wire, card)
+        if verdict.action == "scry" and self._on_scry is not None:
+            self._on_scry(verdict, (ip, port))
+            return None
+        reason = verdict.reason if verdict.action == "drop" else UNANSWERED
+        self.filtered[reason] = self.filtered.get(reason, 0) + 1
+        return None
 
     def send_before(self, payload: bytes, address: tuple[str, int], deadline_s: float, clock: Clock) -> bool:
         """Send unless `deadline_s` has passed; False when fenced. The check sits right against the syscall:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import queue
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -276,3 +277,41 @@ def test_a_fetch_keeps_what_one_peer_sent_and_asks_the_next_only_for_the_rest(tm
             server.stop(0).wait(5)
         short.eventlog.close()
         full.eventlog.close()
+
+
+class _WallClock:
+    def now_s(self) -> float:
+        return time.monotonic()
+
+    def wall_s(self) -> float:
+        return 1_700_000_000.0
+
+
+def test_the_ames_filter_on_a_real_socket_counts_what_it_drops_and_posts_only_what_vere_would() -> None:
+    """Datagrams vere never makes events of (STUN, plain text, another ship's packet, a remote-scry
+    request nobody answers) are counted by reason and never posted; a good Ames packet is."""
+    from seguro.node.udp import UNANSWERED, Ingress, vere_filter
+    from seguro.urbit import ames
+    from tests.urbit.test_ames_filter import OUR, THEM, ames_packet, stun_request, wail_body
+
+    posted: list[m.Event] = []
+    ingress = Ingress(("127.0.0.1", 0), _WallClock(), posted.append, vere_filter(OUR))  # type: ignore[arg-type]
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    good = ames_packet(THEM, OUR, b"for us")
+    try:
+        for datagram in (stun_request(bytes(12)), b"hello, plain text", ames_packet(THEM, THEM, b"x"),
+                         ames_packet(THEM, OUR, wail_body(1, b"/x"), sim=1), good):  # fmt: skip
+            sender.sendto(datagram, ingress.address)
+        deadline_s = time.monotonic() + 5
+        while not posted and time.monotonic() < deadline_s:
+            time.sleep(0.01)
+        time.sleep(0.1)  # anything wrongly posted after the good one would show up now
+        assert ingress.filtered == {"stun": 1, "version": 1, "not for us": 1, UNANSWERED: 1}
+        assert len(posted) == 1 and ingress.malformed == 0
+        event = posted[0]
+        assert isinstance(event, m.IncomingEvent)
+        _, ovum = event.job.noun  # type: ignore[attr-defined]
+        assert ovum == ames.datagram_to_ovum("127.0.0.1", sender.getsockname()[1], good)
+    finally:
+        sender.close()
+        ingress.close()
