@@ -228,3 +228,32 @@ def _dump_rows(
             yield event, {"error": f"{type(exc).__name__}: {exc}", "bytes": len(value)}
             continue
         yield event, {"mug": f"{record.mug:08x}", "bytes": len(value)} | describe(record.event)
+
+
+@group.command("chop")
+@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path), help="Node data dir.")
+@click.option("--etcd", envvar="SEGURO_ETCD", help="Cut below the lowest snapshot any replica keeps.")
+@click.option("--ship", envvar="SEGURO_SHIP", help="The ship, with --etcd.")
+@click.option("--alone", is_flag=True, help="Cut at this replica's snapshot without asking the others.")
+@click.option("--json", "as_json", is_flag=True)
+def chop_command(data_dir: Path, etcd: str | None, ship: str | None, alone: bool, as_json: bool) -> None:
+    """Drop the local events a kept runtime snapshot stands for (the node must be stopped).
+
+    Safe only below a snapshot every replica holds: give --etcd and --ship to cut there, or --alone."""
+    from seguro.node.etcd.coordinator import CoordinationError
+    from seguro.node.eventlog import EventLogLocked
+    from seguro.ops.chop import ChopError, chop
+
+    if bool(etcd) == alone:
+        raise click.UsageError("give --etcd (and --ship) to cut below every replica's snapshot, or --alone")
+    try:
+        done = chop(data_dir, etcd, ship)
+    except EventLogLocked:
+        raise click.ClickException(f"{data_dir}: its node is running; stop it first") from None
+    except (ChopError, CoordinationError, EventLogError) as e:
+        raise click.ClickException(str(e)) from None
+    if as_json:
+        click.echo(json.dumps(done.to_dict()))
+    else:
+        click.echo(f"dropped {done.events_dropped} events: the log now begins after event {done.through} "
+                   f"(snapshot kept at {done.snapshot_event})")  # fmt: skip

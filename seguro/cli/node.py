@@ -41,6 +41,12 @@ def group() -> None:
 @click.option("--follow-pier", help="Commit a running vere's log from this pier (as master); run no ship.")
 @click.option("--galaxy-domain", help="Galaxies are <name>.<domain> (default urbit.org).")
 @click.option("--galaxy-local/--galaxy-dns", default=None, help="Galaxies at 127.0.0.1:31337+g (vere's -L).")
+@click.option(
+    "--ames-filter/--no-ames-filter",
+    default=None,
+    help="Drop datagrams vere never makes events of (STUN, bad Ames header or mug, other ships' packets) "
+    "and count them. Default: on under vere, off for the reference ship (its datagrams are plain text).",
+)
 @click.option("--ttl", "lease_ttl_s", type=int, help="Lease TTL in seconds (>= 2, default 3).")
 @click.option("--ack-replicas", type=int, help="Followers that must hold an event before its effects leave.")
 @click.option("--max-event-bytes", type=int, help="Largest event accepted (default 64 MiB).")
@@ -48,6 +54,7 @@ def group() -> None:
 @click.option("--etcd-retain-bytes", type=int, help="...and at most these bytes of them (default 256 MiB).")
 @click.option("--nofailover/--failover", default=None, help="Never campaign for master (a witness).")
 @click.option("--failover-priority", type=int, help="Among replicas as far along, higher goes first.")
+@click.option("--snapshot-every", type=int, help="Committed events between runtime snapshots (default 5000).")
 @click.option(
     "--failover-grace",
     "failover_grace_s",

@@ -46,6 +46,7 @@ class NodeConfig:
     runtime: tuple[str, ...] = field(default=())  # empty: the reference ship; ("none",): a log-only replica
     galaxy_domain: str = "urbit.org"  # galaxies are <name>.<domain> (vere: -H, --dns-root, or %turf)
     galaxy_local: bool = False  # vere's -L: galaxies at 127.0.0.1:31337+g, no DNS
+    ames_filter: bool | None = None  # drop datagrams vere never makes events of; None: only under real vere
     follow_pier: str = ""  # a running vere's pier whose log this node commits (as master); it runs no ship
     snapshot_every: int = 5000
     etcd_retain_events: int = 100_000
@@ -90,6 +91,8 @@ class NodeConfig:
             )
         if self.etcd_retain_bytes < 0:
             raise ConfigError(f"etcd_retain_bytes must be >= 0 (0: no bound), got {self.etcd_retain_bytes}")
+        if self.snapshot_every <= 0:
+            raise ConfigError(f"snapshot_every must be > 0, got {self.snapshot_every}")
         if self.failover_priority < 0:
             raise ConfigError(f"failover_priority must be >= 0, got {self.failover_priority}")
         if self.follow_pier and not Path(self.follow_pier).is_dir():

@@ -23,6 +23,7 @@ from seguro.core.config import Config
 from seguro.core.replication import MASTER, Replica
 from seguro.invariant import InvariantViolation
 from seguro.node.behn import Behn
+from seguro.node.bootstrap import bootstrap
 from seguro.node.clock import SystemClock
 from seguro.node.config import NodeConfig
 from seguro.node.emitter import Emitter
@@ -32,12 +33,13 @@ from seguro.node.etcd_tasks import EtcdTasks, quietly
 from seguro.node.eventlog import EventLog
 from seguro.node.galaxies import Galaxies
 from seguro.node.log_only import NoRuntime, PierTail
-from seguro.node.mars_runtime import MarsRuntime
+from seguro.node.mars_runtime import MarsRuntime, pier_meta
 from seguro.node.peer_fetch import PeerFetcher
 from seguro.node.push import PushStream, PushStreams
 from seguro.node.runtime import Job, RuntimeWorker
 from seguro.node.services import serve
-from seguro.node.udp import Ingress
+from seguro.node.snapshots import SnapshotStore
+from seguro.node.udp import Ingress, vere_filter
 from seguro.node.wire import Freshness, Identity
 from seguro.urbit.launch import launch
 from seguro.urbit.noun import cue
@@ -73,6 +75,17 @@ class Node:
             raise
 
     def _setup(self, cfg: NodeConfig) -> None:
+        self.launch = launch(cfg.runtime, cfg.data_dir / "pier")
+        self.snapshots = SnapshotStore(cfg.data_dir)
+        self.bootstrapped = None
+        if not cfg.log_only and not cfg.follow_pier:  # an empty log starts from a peer's snapshot
+            self.bootstrapped = bootstrap(
+                list(cfg.etcd), (cfg.ship, cfg.node_id), self.eventlog, self.snapshots,
+                self.launch.snapshot_format, self.launch.snapshot_files(cfg.data_dir / "pier"),
+                cfg.max_event_bytes,
+            )  # fmt: skip
+        newest = self.snapshots.newest()
+        self.snapshot_event = newest[0].event if newest is not None else 0
         durable, genesis = self.eventlog.last_event(), self.eventlog.meta().get("genesis")
         self.core = Replica(self._core_config(), durable_event=durable, genesis=genesis)
         self._stop = threading.Event()
@@ -100,7 +113,9 @@ class Node:
         self._background = ThreadPoolExecutor(1, thread_name_prefix="seguro-status")
         self._status_busy = threading.Event()
         self.runtime = self._make_runtime(cfg)
-        self.ingress = Ingress(cfg.udp_hostport, self.clock, self.post)
+        filtering = self.launch.vere if cfg.ames_filter is None else cfg.ames_filter
+        datagram_filter = vere_filter(pier_meta(self.eventlog).who) if filtering else None
+        self.ingress = Ingress(cfg.udp_hostport, self.clock, self.post, datagram_filter)
         self.behn = Behn(self.clock, self.post)
         self.galaxies = Galaxies(cfg.galaxy_domain, cfg.galaxy_local)
         self._server, grpc_port = serve(self, cfg.grpc, cfg.max_event_bytes)
@@ -124,14 +139,24 @@ class Node:
             return PierTail(Path(cfg.follow_pier), self.eventlog, self.post, self._serving_epoch, self.die)
         if cfg.log_only:
             return NoRuntime(self.eventlog, self.post)
-        pier = cfg.data_dir / "pier"
-        how = launch(cfg.runtime, pier)
-        kind = MarsRuntime if how.protocol == 2 else RuntimeWorker
+        kind = MarsRuntime if self.launch.protocol == 2 else RuntimeWorker
         return kind(
-            self.eventlog, self.post, die=self.die, pier=pier, argv=how.argv,
+            self.eventlog, self.post, die=self.die, pier=cfg.data_dir / "pier", argv=self.launch.argv,
             stderr_path=cfg.data_dir / "runtime.log", timeout_s=cfg.runtime_timeout_s,
             liveness_s=cfg.runtime_liveness_s, snapshot_every=cfg.snapshot_every,
+            on_snapshot=self._keep_snapshot,
         )  # fmt: skip
+
+    def _keep_snapshot(self, event: int, mug: int) -> None:
+        """On the runtime thread, right after a snapshot at committed `event`: keep a copy to serve peers
+        (a failure to copy is logged; the runtime's own snapshot is unaffected)."""
+        if not self.launch.snapshot_format:
+            return
+        try:
+            files = self.launch.snapshot_files(self.cfg.data_dir / "pier")
+            self.snapshot_event = self.snapshots.keep(event, mug, self.launch.snapshot_format, files).event
+        except OSError as e:
+            log.error("could not keep the snapshot for peers", extra={"event": event, "error": str(e)})
 
     def _serving_epoch(self) -> int:
         """The epoch while master with a ready runtime, else 0 (read from the tailer's thread)."""
@@ -347,8 +372,10 @@ class Node:
                   "runtime_pid": self.runtime.pid, "datagrams_shed": self.datagrams_shed,
                   "datagrams_malformed": self.ingress.malformed,
                   "effects_send_errors": self.ingress.send_errors,
+                  "datagrams_filtered": dict(self.ingress.filtered),
                   "peer_refusals": self.peer_refusals, "etcd_alarms": list(self._etcd_alarms),
-                  "effects_unserved": dict(self.emitter.unserved)}  # fmt: skip
+                  "effects_unserved": dict(self.emitter.unserved), "snapshot_event": self.snapshot_event,
+                  "bootstrapped": self.bootstrapped.to_dict() if self.bootstrapped else None}  # fmt: skip
         if self._etcd_alarms and not status["error"]:
             status["error"] = f"etcd alarm: {', '.join(self._etcd_alarms)}: {SPACE_HELP}"
         with self._lock:

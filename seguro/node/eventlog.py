@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 import rocksdict
 
 from seguro.invariant import require
+from seguro.node.eventlog_report import Problem, VerifyReport, check_record
 from seguro.urbit.record import decode_record
 
 LAYOUT_VERSION = 1
@@ -68,62 +68,6 @@ def key_event(key: bytes) -> int | None:
 
 def _u64(value: int) -> bytes:
     return value.to_bytes(KEY_SIZE, "big")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One defect found by `verify`: `kind` is gap, bad-key, corrupt, storage (RocksDB could not read on;
-    nothing past it was checked) or epoch; `event` where it is."""
-
-    kind: str
-    event: int | None
-    detail: str
-
-    def __str__(self) -> str:
-        where = _PROBLEM_LABELS.get(self.kind, self.kind)
-        return f"{where} {self.event}: {self.detail}" if self.event is not None else f"{where}: {self.detail}"
-
-
-_PROBLEM_LABELS = {"gap": "gap at", "corrupt": "corrupt record at", "bad-key": "bad key after"}
-_PROBLEM_LABELS |= {"storage": "storage error at", "epoch": "epoch entry from event"}
-
-
-@dataclass
-class VerifyReport:
-    """What `verify` found: the event range and counts, and the first problems (at most `max_problems`)."""
-
-    first_event: int = 0
-    last_event: int = 0
-    count: int = 0
-    total_bytes: int = 0
-    epochs: int = 0
-    problems: list[Problem] = field(default_factory=list)
-    problems_total: int = 0
-    max_problems: int = 10
-
-    @property
-    def ok(self) -> bool:
-        return self.problems_total == 0
-
-    def add(self, problem: Problem) -> None:
-        """Keep the first `max_problems` problems; count them all."""
-        self.problems_total += 1
-        if len(self.problems) < self.max_problems:
-            self.problems.append(problem)
-
-    def summary(self) -> str:
-        head = (
-            f"events {self.first_event}..{self.last_event} ({self.count} records, {self.total_bytes} bytes)"
-        )
-        if self.ok:
-            return f"ok: {head}, {self.epochs} epochs"
-        first = f"; first: {self.problems[0]}" if self.problems else ""
-        return f"BAD: {head}, {self.problems_total} problems{first}"
-
-    def to_dict(self) -> dict[str, Any]:
-        fields = asdict(self)
-        del fields["max_problems"]
-        return {"ok": self.ok} | fields
 
 
 def _raw_options(create: bool) -> rocksdict.Options:
@@ -234,6 +178,23 @@ class EventLog:
             require(self._last == 0 and base >= 0, "only an empty log takes a base", last=self._last)
             self._write({b"base": json.dumps(base).encode()})
             self._last = base
+
+    def chop(self, through: int) -> int:
+        """Drop events up to `through`, which a kept snapshot stands for from now on (the log then begins
+        after it, as a chopped vere log does); returns how many records went. The base moves in the same
+        synced batch as the deletions."""
+        self._require_writable()
+        with self._lock:
+            base = self._base()
+            require(base <= through <= self._last, "chop within the log", base=base, through=through,
+                    last=self._last)  # fmt: skip
+            first = max(base + 1, self.first_event())
+            batch = rocksdict.WriteBatch(raw_mode=True)
+            for event in range(first, through + 1):
+                batch.delete(_u64(event))
+            batch.put(b"base", json.dumps(through).encode(), self._meta_cf)
+            self._db.write(batch, self._write_options)
+            return max(0, through - first + 1)
 
     def append(self, first_event: int, records: Sequence[bytes], *, epoch: int | None = None) -> int:
         """Durably append `records` as events first_event.. in one synced batch; return the new last event.
@@ -461,7 +422,7 @@ class EventLog:
             if previous is not None and event != previous + 1:
                 report.add(Problem("gap", previous + 1, f"events {previous + 1}..{event - 1} missing"))
             previous = event
-            _check_record(report, event, value, decode)
+            check_record(report, event, value, decode)
 
     def _verify_epochs(self, report: VerifyReport) -> None:
         last_epoch, last_first = -1, 0
@@ -473,10 +434,3 @@ class EventLog:
             if epoch <= last_epoch or first < last_first or first < 1:
                 report.add(Problem("epoch", first, f"epoch {epoch} from event {first} breaks the history"))
             last_epoch, last_first = epoch, first
-
-
-def _check_record(report: VerifyReport, event: int, value: bytes, decode: Callable[[bytes], object]) -> None:
-    try:
-        decode(value)
-    except (ValueError, RecursionError, MemoryError) as exc:
-        report.add(Problem("corrupt", event, f"{type(exc).__name__}: {exc}"))

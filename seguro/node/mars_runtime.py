@@ -69,10 +69,11 @@ class MarsRuntime(RuntimeWorker):
         timeout_s: float = 30.0,
         liveness_s: float = 3600.0,
         snapshot_every: int = 5000,
+        on_snapshot: Callable[[int, int], None] | None = None,
     ) -> None:
         super().__init__(
             eventlog, post, pier=pier, die=die, argv=argv, stderr_path=stderr_path, timeout_s=timeout_s,
-            liveness_s=liveness_s, snapshot_every=snapshot_every,
+            liveness_s=liveness_s, snapshot_every=snapshot_every, on_snapshot=on_snapshot,
         )  # fmt: skip
         self._pier = pier
         self._events: PierLog | None = None
@@ -95,10 +96,9 @@ class MarsRuntime(RuntimeWorker):
 
     def _pier_log(self) -> PierLog:
         if self._events is None:
-            if not log_dir(self._pier).exists():
-                if self._log.first_event() > 1:
-                    raise PierError("the local log begins after event 1; a protocol-2 worker replays from 1")
-                self._events = PierLog.create(self._pier, pier_meta(self._log))
+            if not log_dir(self._pier).exists():  # a chopped or bootstrapped log continues a snapshot
+                base = int(self._log.meta().get("base", 0))
+                self._events = PierLog.create(self._pier, pier_meta(self._log), base=base)
             else:
                 self._events = PierLog(self._pier)
         return self._events
@@ -240,6 +240,5 @@ class MarsRuntime(RuntimeWorker):
             self._synced = False
             self._post(m.Diverged(eve, why))
             return
-        self._last_snapshot = eve
         self.snapshots += 1
-        log.info("snapshot", extra={"eve": eve})
+        self._saved(eve, mug)

@@ -72,8 +72,10 @@ class RuntimeWorker:
         timeout_s: float = 30.0,
         liveness_s: float = 3600.0,
         snapshot_every: int = 5000,
+        on_snapshot: Callable[[int, int], None] | None = None,
     ) -> None:
         self._log, self._post, self._die = eventlog, post, die
+        self._on_snapshot = on_snapshot  # (event, mug) of each snapshot saved, on this thread
         self._argv = list(argv) or default_argv(pier)
         self._stderr_path, self._timeout_s, self._liveness_s = stderr_path, timeout_s, liveness_s
         self._snapshot_every = snapshot_every
@@ -235,8 +237,14 @@ class RuntimeWorker:
         serf = self._live_serf()
         if serf.eve - self._last_snapshot >= self._snapshot_every and serf.eve <= self._log.last_event():
             serf.save(serf.eve)
-            self._last_snapshot = serf.eve
-            log.info("snapshot", extra={"eve": serf.eve})
+            self._saved(serf.eve, serf.mug)
+
+    def _saved(self, eve: int, mug: int) -> None:
+        """A snapshot at committed event `eve` is on disk, and nothing runs in the runtime: hand it on."""
+        self._last_snapshot = eve
+        log.info("snapshot", extra={"eve": eve})
+        if self._on_snapshot is not None:
+            self._on_snapshot(eve, mug)
 
     def _replay(self, upto: int) -> tuple[int, str] | None:
         """Bring the runtime up to `upto` from the local log, as vere's king replays: the boot sequence in

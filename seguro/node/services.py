@@ -1,4 +1,5 @@
-"""The node's gRPC services: Replication (Push from the master, Fetch for a peer's catch-up) and Admin.
+"""The node's gRPC services: Replication (Push from the master; Fetch and FetchSnapshot for a peer's
+catch-up) and Admin.
 
 Push is lock-step: the master sends one message and waits for the follower's Ack before the next, which
 is the flow control (a slow follower slows only its own stream). The services reach the driver through
@@ -17,6 +18,7 @@ import grpc
 from seguro.core import messages as m
 from seguro.invariant import InvariantViolation
 from seguro.node.eventlog import EventLog
+from seguro.node.snapshots import SnapshotError, SnapshotStore
 from seguro.node.wire import PUSH_BATCH_EVENTS, Identity, batch_from_pb, batch_to_pb, grpc_options, read_batch
 from seguro.proto.seguro.v1 import replication_pb2 as pb
 from seguro.proto.seguro.v1 import replication_pb2_grpc as rpc
@@ -30,6 +32,7 @@ class NodeHandle(Protocol):
 
     node_id: str
     eventlog: EventLog
+    snapshots: SnapshotStore
 
     def identity(self) -> Identity: ...
     def registered(self, replica_id: str) -> bool: ...
@@ -98,8 +101,8 @@ class ReplicationService(rpc.ReplicationServicer):
             return f"replica {hello.master_id!r} is not in ship {hello.ship!r}'s registry"
         return ""
 
-    def Fetch(self, request: pb.FetchRequest, context: grpc.ServicerContext) -> Iterator[pb.Batch]:
-        """Committed events from this node's local log, for a peer that etcd can no longer serve."""
+    def _admit(self, request: pb.FetchRequest | pb.SnapshotRequest, context: grpc.ServicerContext) -> None:
+        """Serve only a registered replica of this ship and genesis, and say who we are first."""
         me = self._node.identity()
         problem = me.mismatch(request.ship, request.genesis)
         if not problem and not self._node.registered(request.replica_id):
@@ -108,6 +111,22 @@ class ReplicationService(rpc.ReplicationServicer):
             self._node.refused("fetch refused", problem)
             context.abort(grpc.StatusCode.PERMISSION_DENIED, f"fetch refused: {problem}")
         context.send_initial_metadata((("seguro-ship", me.ship), ("seguro-genesis", me.genesis)))
+
+    def FetchSnapshot(
+        self, request: pb.SnapshotRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.SnapshotChunk]:
+        """The newest snapshot this node keeps: its manifest, then its files."""
+        self._admit(request, context)
+        try:
+            for manifest, name, offset, data in self._node.snapshots.chunks(request.manifest_only):
+                yield pb.SnapshotChunk(event=manifest.event, mug=manifest.mug, format=manifest.format,
+                                       name=name, offset=offset, data=data)  # fmt: skip
+        except (SnapshotError, OSError) as e:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no snapshot: {e}")
+
+    def Fetch(self, request: pb.FetchRequest, context: grpc.ServicerContext) -> Iterator[pb.Batch]:
+        """Committed events from this node's local log, for a peer that etcd can no longer serve."""
+        self._admit(request, context)
         log_ = self._node.eventlog
         first = max(1, request.from_event)
         last = min(request.to_event or log_.last_event(), log_.last_event())

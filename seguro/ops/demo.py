@@ -135,13 +135,15 @@ def _wait_converged(etcd: str, ship: str, replicas: int) -> dict:
 
 
 def compare_logs(data_dirs: dict[str, str]) -> tuple[bool, dict[str, int], str]:
-    """Open every replica's log read-only; True when all hold the same records."""
+    """Open every replica's log read-only; True when all hold the same records (from the highest first
+    event: a replica that started from a snapshot, or was chopped, holds the log after it)."""
     logs = {node_id: EventLog(Path(d), create=False, read_only=True) for node_id, d in data_dirs.items()}
     try:
         last = {node_id: log.last_event() for node_id, log in logs.items()}
         if len(set(last.values())) != 1:
             return False, last, f"last events differ: {last}"
-        readers = [log.read(1) for log in logs.values()]
+        start = max(max(1, log.first_event()) for log in logs.values())
+        readers = [log.read(start) for log in logs.values()]
         for rows in zip(*readers, strict=True):
             if len({record for _, record in rows}) != 1:
                 return False, last, f"records differ at event {rows[0][0]}"

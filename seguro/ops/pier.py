@@ -12,6 +12,8 @@ from pathlib import Path
 from seguro.core.config import Config
 from seguro.node.etcd.coordinator import Coordinator, Genesis, LogTrimmed, ShipExists
 from seguro.node.eventlog import EventLog
+from seguro.node.snapshots import Manifest
+from seguro.ops.chop import import_ship_snapshot, kept_snapshot, place_ship_snapshot, snapshot_for_export
 from seguro.ops.ship import new_genesis
 from seguro.urbit.pier.layout import SNAPSHOT_FILES, Meta, PierError
 from seguro.urbit.pier.reader import segments
@@ -61,7 +63,12 @@ def import_to_data(pier: Path, data_dir: Path, progress: Progress | None = None)
             log.append(first, records)
             if progress is not None:
                 progress(first + len(records) - 1)
-        snapshot = _keep_snapshot(layout[0].path, layout[0].epoch_format, data_dir) if base else []
+        ship_snapshot = bool(base) and import_ship_snapshot(pier, base, data_dir)
+        snapshot = (
+            _keep_snapshot(layout[0].path, layout[0].epoch_format, data_dir)
+            if base and not ship_snapshot
+            else []
+        )
         fmt = (layout[0] if base else layout[-1]).epoch_format  # a chopped log: its snapshot's format
         meta = {**report.meta, "epoch_format": fmt, "snapshot": snapshot}
         log.set_meta(pier=meta)
@@ -95,8 +102,23 @@ def export_from_data(
         fmt = info.get("epoch_format")
         if vere_major is None:
             vere_major = 3 if fmt == 1 and snapshot else 4
+        if base and not snapshot:  # chopped here: the runtime snapshot kept at or after its base
+            return _export_chopped(log, data_dir, pier, meta, kept_snapshot(data_dir, base), force, progress)
         return write_pier(pier, meta, base, _counted(log.read(base + 1), progress), vere_major,
                           snapshot or None, force)  # fmt: skip
+
+
+def _export_chopped(log: EventLog, data_dir: Path, pier: Path, meta: Meta, manifest: Manifest, force: bool,
+                    progress: Progress | None) -> int:  # fmt: skip
+    """Events after the snapshot, in an epoch based at it, with the snapshot where its runtime loads it."""
+    major, files = snapshot_for_export(data_dir, manifest)
+    records = _counted(log.read(manifest.event + 1), progress)
+    last = write_pier(
+        pier, meta, manifest.event, records, major, files, force, snapshot_in_place=files is None
+    )
+    if files is None:
+        place_ship_snapshot(data_dir, manifest, pier)
+    return last
 
 
 def _counted(records: Iterator[tuple[int, bytes]], progress: Progress | None) -> Iterator[tuple[int, bytes]]:

@@ -25,13 +25,26 @@ _LOOM_BITS = "31"
 _LMDB_MAP_BYTES = str(1 << 40)
 
 
+SNAPSHOT_FILES = {  # where each runtime keeps its snapshot, under its pier
+    "ship": ("snapshot.jam",),  # the reference ship (seguro.urbit.ship.kernel.SNAPSHOT_NAME)
+    "vere3": (".urb/chk/north.bin", ".urb/chk/south.bin"),
+    "vere4": (".urb/chk/image.bin",),
+}
+
+
 @dataclass(frozen=True)
 class Launch:
-    """What to run and how to speak to it. `vere`: a real vere, whose filtering of traffic applies."""
+    """What to run and how to speak to it. `vere`: a real vere, whose filtering of traffic applies.
+    `snapshot_format`: whose snapshot files it keeps ("" for a command line Seguro does not know)."""
 
     protocol: int
     argv: tuple[str, ...]
     vere: bool = False
+    snapshot_format: str = ""
+
+    def snapshot_files(self, pier: Path) -> dict[str, Path]:
+        """The runtime's snapshot files by their name (what replicas exchange) -> where it keeps them."""
+        return {Path(p).name: pier / p for p in SNAPSHOT_FILES.get(self.snapshot_format, ())}
 
 
 def reference_ship(pier: Path, protocol: int, extra: Sequence[str] = ()) -> tuple[str, ...]:
@@ -45,14 +58,14 @@ def launch(words: Sequence[str], pier: Path) -> Launch:
     head, rest = (words[0], tuple(words[1:])) if words else ("ship", ())
     if head in ("ship", "ship1", "ship2"):
         protocol = 2 if head == "ship2" else 1
-        return Launch(protocol, reference_ship(pier, protocol, rest))
+        return Launch(protocol, reference_ship(pier, protocol, rest), snapshot_format="ship")
     kind, _, path = head.partition(":")
     if kind in ("vere3", "vere4"):
         if not path or rest:
             raise ValueError(f"runtime {kind}:PATH takes the path of the urbit binary and nothing else, "
                              f"got {' '.join(words)!r}")  # fmt: skip
         major = int(kind[-1])
-        return Launch(1 if major == 3 else 2, vere_argv(major, path, pier), vere=True)
+        return Launch(1 if major == 3 else 2, vere_argv(major, path, pier), vere=True, snapshot_format=kind)
     return Launch(1, tuple(words))
 
 

@@ -47,9 +47,10 @@ class PierLog:
         self.meta: Meta = read_meta(self._env, str(last.path))
 
     @classmethod
-    def create(cls, pier: Path, meta: Meta, vere_major: int = 4) -> PierLog:
-        """A new empty log (epoch 0i0) with `meta`, then opened."""
-        write_pier(pier, meta, 0, [], vere_major)
+    def create(cls, pier: Path, meta: Meta, vere_major: int = 4, base: int = 0) -> PierLog:
+        """A new empty log (epoch 0i<base>) with `meta`, then opened. With a base, the runtime's snapshot
+        of events 1..base must already be where it loads it."""
+        write_pier(pier, meta, base, [], vere_major, snapshot_in_place=bool(base))
         return cls(pier)
 
     def close(self) -> None:

@@ -98,6 +98,9 @@ def walk(pier: Path, decode: bool = True, report: PierReport | None = None) -> I
         report.last_event = expected - 1
 
 
+REFERENCE_SNAPSHOT = "snapshot.jam"  # the reference ship keeps its snapshot beside .urb (not a vere pier)
+
+
 def _check_segment(segment: Segment, index: int, expected: int, meta: Meta) -> None:
     if segment.epoch_format is not None and segment.epoch_format not in SNAPSHOT_FILES:
         raise PierProblem(f"{segment.path}: epoch format {segment.epoch_format} (vere writes 1 or 2)")
@@ -107,7 +110,8 @@ def _check_segment(segment: Segment, index: int, expected: int, meta: Meta) -> N
         raise PierProblem(f"epoch 0i{segment.base} {where} (which ends at {expected - 1})", first_wrong)
     if index == 0 and segment.base > 0:  # chopped: the snapshot at base stands for events 1..base
         missing = [f for f in SNAPSHOT_FILES[segment.epoch_format or 1] if not (segment.path / f).is_file()]
-        if missing:
+        reference_ship = (segment.path.parents[2] / REFERENCE_SNAPSHOT).is_file()  # pier/snapshot.jam
+        if missing and not reference_ship:
             raise PierProblem(f"the log starts after event {segment.base} (chopped) but {segment.path} "
                               f"lacks its snapshot ({', '.join(missing)})")  # fmt: skip
     with SegmentReader(segment) as reader:

@@ -53,6 +53,7 @@ def write_pier(
     vere_major: int = 4,
     snapshot: dict[str, Path] | None = None,
     force: bool = False,
+    snapshot_in_place: bool = False,
 ) -> int:
     """Write events base+1.. from `records` ((event, record) in order) as a pier vere `vere_major` boots;
     returns the last event written. `snapshot`: the files standing for events 1..base (required when base
@@ -60,8 +61,9 @@ def write_pier(
     if vere_major not in EPOCH_FORMATS:
         raise PierError(f"vere {vere_major}: this exports for vere 3 (3.x) or 4 (4.x)")
     epoch_format = EPOCH_FORMATS[vere_major]
-    _check_snapshot(base, epoch_format, snapshot)
-    _clear(pier, force)
+    if not snapshot_in_place:  # else the runtime already holds the state of events 1..base where it loads it
+        _check_snapshot(base, epoch_format, snapshot)
+    _clear(pier, force, keep_checkpoint=snapshot_in_place)
     top = open_new_env(log_dir(pier))
     try:
         put_meta(top, Meta(VERSION_EPOCHS, meta.who, meta.fake, meta.life))
@@ -95,10 +97,12 @@ def _check_snapshot(base: int, epoch_format: int, snapshot: dict[str, Path] | No
                         f"format {epoch_format}); have {sorted(snapshot or {})}")  # fmt: skip
 
 
-def _clear(pier: Path, force: bool) -> None:
+def _clear(pier: Path, force: bool, keep_checkpoint: bool = False) -> None:
     """Refuse a pier that has a log or a checkpoint; with `force`, remove both (a stale .urb/chk would make
-    vere load a snapshot of another history and replay this log on top of it)."""
-    stale = [d for d in (log_dir(pier), pier / ".urb" / "chk") if d.exists()]
+    vere load a snapshot of another history and replay this log on top of it). `keep_checkpoint`: the
+    checkpoint is the one this log continues from."""
+    candidates = (log_dir(pier),) if keep_checkpoint else (log_dir(pier), pier / ".urb" / "chk")
+    stale = [d for d in candidates if d.exists()]
     if stale and not force:
         raise PierError(f"{pier} already has an event log or a checkpoint ({', '.join(map(str, stale))}); "
                         "refusing to overwrite it")  # fmt: skip

@@ -133,3 +133,31 @@ class StepDownReply(_message.Message):
     WAS_MASTER_FIELD_NUMBER: _ClassVar[int]
     was_master: bool
     def __init__(self, was_master: _Optional[bool] = ...) -> None: ...
+
+class SnapshotRequest(_message.Message):
+    __slots__ = ("ship", "genesis", "replica_id", "manifest_only")
+    SHIP_FIELD_NUMBER: _ClassVar[int]
+    GENESIS_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_ONLY_FIELD_NUMBER: _ClassVar[int]
+    ship: str
+    genesis: str
+    replica_id: str
+    manifest_only: bool
+    def __init__(self, ship: _Optional[str] = ..., genesis: _Optional[str] = ..., replica_id: _Optional[str] = ..., manifest_only: _Optional[bool] = ...) -> None: ...
+
+class SnapshotChunk(_message.Message):
+    __slots__ = ("event", "mug", "format", "name", "offset", "data")
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    MUG_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    event: int
+    mug: int
+    format: str
+    name: str
+    offset: int
+    data: bytes
+    def __init__(self, event: _Optional[int] = ..., mug: _Optional[int] = ..., format: _Optional[str] = ..., name: _Optional[str] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...

@@ -44,6 +44,11 @@ class ReplicationStub:
                 request_serializer=seguro_dot_v1_dot_replication__pb2.FetchRequest.SerializeToString,
                 response_deserializer=seguro_dot_v1_dot_replication__pb2.Batch.FromString,
                 _registered_method=True)
+        self.FetchSnapshot = channel.unary_stream(
+                '/seguro.v1.Replication/FetchSnapshot',
+                request_serializer=seguro_dot_v1_dot_replication__pb2.SnapshotRequest.SerializeToString,
+                response_deserializer=seguro_dot_v1_dot_replication__pb2.SnapshotChunk.FromString,
+                _registered_method=True)
 
 
 class ReplicationServicer:
@@ -63,6 +68,14 @@ class ReplicationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FetchSnapshot(self, request, context):
+        """The newest runtime snapshot this replica keeps (taken at a committed event), for a replica that
+        starts with no log: the manifest first, then each file in chunks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReplicationServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +88,11 @@ def add_ReplicationServicer_to_server(servicer, server):
                     servicer.Fetch,
                     request_deserializer=seguro_dot_v1_dot_replication__pb2.FetchRequest.FromString,
                     response_serializer=seguro_dot_v1_dot_replication__pb2.Batch.SerializeToString,
+            ),
+            'FetchSnapshot': grpc.unary_stream_rpc_method_handler(
+                    servicer.FetchSnapshot,
+                    request_deserializer=seguro_dot_v1_dot_replication__pb2.SnapshotRequest.FromString,
+                    response_serializer=seguro_dot_v1_dot_replication__pb2.SnapshotChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -131,6 +149,33 @@ class Replication:
             '/seguro.v1.Replication/Fetch',
             seguro_dot_v1_dot_replication__pb2.FetchRequest.SerializeToString,
             seguro_dot_v1_dot_replication__pb2.Batch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/seguro.v1.Replication/FetchSnapshot',
+            seguro_dot_v1_dot_replication__pb2.SnapshotRequest.SerializeToString,
+            seguro_dot_v1_dot_replication__pb2.SnapshotChunk.FromString,
             options,
             channel_credentials,
             insecure,
