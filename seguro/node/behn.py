@@ -44,11 +44,12 @@ class Behn:
             self._reset()
             self.armed_for = None
 
-    def born(self) -> None:
-        """Tell the ship its behn (re)started here: it answers with the %doze for its timer."""
+    def born(self, make: Callable[[float], Noun] = behn.born_event) -> None:
+        """Tell the ship a driver (re)started here, behn's by default: it answers with the %doze for its
+        timer. Offered again until taken, as long as this node stays master."""
         with self._lock:
             generation = self._generation
-        self._offer(lambda: behn.born_event(self._clock.wall_s()), generation)
+        self._offer(lambda: make(self._clock.wall_s()), generation)
 
     def _wake(self, generation: int) -> None:
         with self._lock:

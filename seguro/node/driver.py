@@ -41,6 +41,7 @@ from seguro.node.services import serve
 from seguro.node.snapshots import SnapshotStore
 from seguro.node.udp import Ingress, vere_filter
 from seguro.node.wire import Freshness, Identity
+from seguro.urbit import ames
 from seguro.urbit.launch import launch
 from seguro.urbit.noun import cue
 from seguro.urbit.record import split_event
@@ -313,6 +314,8 @@ class Node:
             self.eventlog.record_epoch(*ready.record_epoch)
             if self.runtime.runs_ship:
                 self.behn.born()  # as vere on every start: the ship says its timer, this master arms it
+                if self.launch.protocol == 2:  # vere 4.x's ames driver says %born too; 3.x's does not
+                    self.behn.born(ames.born_event)
         for job, event, reason in ready.answers:
             job.answer(event, reason)  # type: ignore[attr-defined]
         for event, reason in ready.refused:

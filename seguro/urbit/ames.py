@@ -144,6 +144,12 @@ def datagram_event(wall_s: float, ip: str, port: int, payload: bytes) -> Noun:
     return event_noun(da_from_unix(wall_s), wire, card)
 
 
+def born_event(wall_s: float) -> Noun:
+    """`[//ames %born ~]` (on the %a vane), which vere 4.x's ames driver sends on every start (io/mesa.c,
+    `_mesa_io_talk`); vere 3.5's has it commented out."""
+    return event_noun(da_from_unix(wall_s), AMES_WIRE, (cord("born"), 0))
+
+
 def hear_of_ovum(ovum: Noun) -> tuple[Noun, int] | None:
     """(lane, packet) if `ovum` is an ames %hear, else None. Raises on a malformed %hear."""
     if not isinstance(ovum, tuple) or ovum[0] != AMES_WIRE:

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.e2e
 LATER_MS = 6000
 
 
-def test_a_timer_set_before_the_master_dies_fires_once_from_the_new_master(tmp_path: Path) -> None:
-    cluster = Cluster(tmp_path / "cluster")
+@pytest.mark.parametrize("runtime", ["ship", "ship2"])
+def test_a_timer_set_before_the_master_dies_fires_once_from_the_next(tmp_path: Path, runtime: str) -> None:
+    cluster = Cluster(tmp_path / "cluster", extra=["--runtime", runtime])
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     sock.settimeout(0.2)
