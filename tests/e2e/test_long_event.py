@@ -17,8 +17,9 @@ pytestmark = pytest.mark.e2e
 SLOW_MS = 61_000
 
 
-def test_a_work_of_more_than_60_s_completes_and_commits(tmp_path: Path) -> None:
-    cluster = Cluster(tmp_path / "cluster", replicas=1)
+@pytest.mark.parametrize("runtime", ["ship", "ship2"])
+def test_a_work_of_more_than_60_s_completes_and_commits(tmp_path: Path, runtime: str) -> None:
+    cluster = Cluster(tmp_path / "cluster", replicas=1, extra=["--runtime", runtime])
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     sock.settimeout(SLOW_MS / 1000 + 30)
