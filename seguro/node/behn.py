@@ -29,6 +29,8 @@ class Behn:
         self._generation = 0  # bumped by arm() and clear(): a timer or retry of an older one does nothing
         self._lock = threading.Lock()
         self.armed_for: int | None = None  # the @da the timer is armed for, for status
+        self._term = 0  # bumped by clear(): a %born of an earlier term is not offered again
+        self._born_retries: list[threading.Timer] = []  # one per refused %born: each driver's is retried
 
     def arm(self, da: int | None) -> None:
         """Arm the one timer for `da`, or clear it (None)."""
@@ -40,16 +42,45 @@ class Behn:
                 self._start(delay_s, lambda: self._wake(generation))
 
     def clear(self) -> None:
+        """This node stopped being master: no timer, and no %born offered again."""
         with self._lock:
             self._reset()
             self.armed_for = None
+            self._term += 1
+            for retry in self._born_retries:
+                retry.cancel()
+            self._born_retries.clear()
 
     def born(self, make: Callable[[float], Noun] = behn.born_event) -> None:
         """Tell the ship a driver (re)started here, behn's by default: it answers with the %doze for its
-        timer. Offered again until taken, as long as this node stays master."""
+        timer. Offered again every second until taken, independently of the timer and of any other
+        driver's %born, as long as this node stays master."""
         with self._lock:
-            generation = self._generation
-        self._offer(lambda: make(self._clock.wall_s()), generation)
+            term = self._term
+        event = make(self._clock.wall_s())
+        size = len(jam(event))
+        reply: Future[tuple[int, str]] = Future()
+        reply.add_done_callback(lambda done: self._born_answered(done.result(), make, term))
+        self._post(m.IncomingEvent(Job(event, size, reply=reply), size, source="behn"))
+
+    def _born_answered(self, answer: tuple[int, str], make: Callable[[float], Noun], term: int) -> None:
+        event, why = answer
+        if event or why.startswith(NOT_MASTER):
+            return
+        with self._lock:
+            if term == self._term:
+                retry = threading.Timer(RETRY_S, lambda: self._born_again(make, term))
+                retry.daemon = True
+                self._born_retries.append(retry)
+                retry.start()
+
+    def _born_again(self, make: Callable[[float], Noun], term: int) -> None:
+        with self._lock:
+            me = threading.current_thread()
+            self._born_retries = [t for t in self._born_retries if t is not me]
+            if term != self._term:
+                return
+        self.born(make)
 
     def _wake(self, generation: int) -> None:
         with self._lock:

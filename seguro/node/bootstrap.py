@@ -10,12 +10,15 @@ the node replays from event 1 as before: a snapshot is an optimisation, never a 
 from __future__ import annotations
 
 import logging
+import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 
+from seguro.node.config import NodeConfig
 from seguro.node.etcd.coordinator import CoordinationError, Coordinator
 from seguro.node.eventlog import EventLog
 from seguro.node.peer_fetch import FETCH_IDLE_S, PeerMismatch, Watchdog
@@ -23,6 +26,8 @@ from seguro.node.snapshots import Manifest, SnapshotError, SnapshotStore
 from seguro.node.wire import Identity, grpc_options, replica_addresses
 from seguro.proto.seguro.v1 import replication_pb2 as pb
 from seguro.proto.seguro.v1 import replication_pb2_grpc as rpc
+from seguro.urbit.launch import Launch
+from seguro.urbit.pier.layout import log_dir
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +50,11 @@ class Bootstrapped:
 
 def bootstrap(
     etcd: list[str], identity_of: tuple[str, str], eventlog: EventLog, store: SnapshotStore,
-    snapshot_format: str, targets: dict[str, Path], max_message_bytes: int,
+    snapshot_format: str, pier: Path, targets: dict[str, Path], max_message_bytes: int,
 ) -> Bootstrapped | None:  # fmt: skip
-    """Fill an empty log's runtime from a peer's snapshot: `identity_of` is (ship, node id), `targets`
-    where the runtime loads each snapshot file. None when the node should replay from event 1."""
+    """Fill an empty log's runtime from a peer's snapshot: `identity_of` is (ship, node id), `pier` the
+    runtime's pier, `targets` where it loads each snapshot file. None when the node should replay from
+    event 1."""
     if eventlog.last_event() or eventlog.meta().get("genesis") or not snapshot_format:
         return None
     ship, node_id = identity_of
@@ -64,18 +70,20 @@ def bootstrap(
         return None
     me = Identity(ship, genesis.id, node_id)
     fetcher = _Fetcher(me, grpc_options(max_message_bytes))
-    found = fetcher.best(peers, snapshot_format)
+    found = fetcher.best(peers, snapshot_format, set(targets))
     if found is None:
         return None
     manifest, peer = found
     try:
         fetcher.fetch(peers[peer], manifest, store)
-        store.restore(targets)
+        shutil.rmtree(log_dir(pier), ignore_errors=True)  # a pier log of an earlier life: never continued
+        store.restore(targets, genesis.id)
     except (grpc.RpcError, PeerMismatch, SnapshotError, OSError) as e:
+        store.discard(manifest.event)  # never advertise a snapshot this replica could not install
         log.warning("snapshot bootstrap failed; replaying from 1", extra={"peer": peer, "error": str(e)})
         return None
-    eventlog.set_meta(genesis=genesis.id, pier=dict(genesis.vere) if genesis.vere else None)
-    eventlog.set_base(manifest.event)
+    eventlog.set_base(manifest.event, genesis=genesis.id, pier=dict(genesis.vere) if genesis.vere else None,
+                      base_mug=manifest.mug)  # fmt: skip  # one synced write: no half-adopted log
     done = Bootstrapped(manifest.event, manifest.format, manifest.size, peer)
     log.info("started from a peer's snapshot", extra=done.to_dict())
     return done
@@ -85,8 +93,9 @@ class _Fetcher:
     def __init__(self, me: Identity, options: list[tuple[str, int]]) -> None:
         self._me, self._options = me, options
 
-    def best(self, peers: dict[str, str], fmt: str) -> tuple[Manifest, str] | None:
-        """The newest snapshot of format `fmt` among the peers (asked until they admit us, bounded)."""
+    def best(self, peers: dict[str, str], fmt: str, names: set[str]) -> tuple[Manifest, str] | None:
+        """The newest snapshot of format `fmt` (with exactly the files `names`) and of our genesis among
+        the peers (asked until they admit us, bounded)."""
         deadline = time.monotonic() + ADMISSION_WAIT_S
         while True:
             found, refused = [], 0
@@ -98,7 +107,8 @@ class _Fetcher:
                     continue
                 except (PeerMismatch, SnapshotError):
                     continue
-                if manifest.format == fmt:
+                ours = manifest.genesis == self._me.genesis and {f.name for f in manifest.files} == names
+                if manifest.format == fmt and ours:
                     found.append((manifest, peer))
             if found or not refused or time.monotonic() > deadline:
                 return max(found, key=lambda f: f[0].event) if found else None
@@ -115,8 +125,10 @@ class _Fetcher:
     def _manifest(self, address: str) -> Manifest:
         channel, call = self._call(address, manifest_only=True)
         with channel:
-            first = next(iter(call))  # type: ignore[call-overload]
+            first = next(iter(call), None)  # type: ignore[call-overload]
             self._check(address, call)
+            if first is None:
+                raise SnapshotError(f"{address} sent no manifest")
             return Manifest.decode(first.data)
 
     def fetch(self, address: str, want: Manifest, store: SnapshotStore) -> None:
@@ -125,7 +137,10 @@ class _Fetcher:
         try:
             with channel:
                 chunks = iter(call)  # type: ignore[call-overload]
-                got = Manifest.decode(next(chunks).data)
+                head = next(chunks, None)
+                if head is None:
+                    raise SnapshotError(f"{address} sent no manifest")
+                got = Manifest.decode(head.data)
                 self._check(address, call)
                 if got != want:
                     raise SnapshotError(f"{address} now keeps another snapshot (event {got.event})")
@@ -144,3 +159,37 @@ class _Fetcher:
         stranger = self._me.mismatch(str(said.get("seguro-ship", "")), str(said.get("seguro-genesis", "")))
         if stranger:
             raise PeerMismatch(f"{address} answers for another ship: {stranger}")
+
+
+class KeptSnapshots:
+    """This node's side of snapshot exchange: at start, an empty log is filled from a peer's snapshot;
+    after each runtime snapshot (on the runtime thread), a copy is kept to serve peers and chop by."""
+
+    def __init__(self, cfg: NodeConfig, eventlog: EventLog, how: Launch) -> None:
+        self.store = SnapshotStore(cfg.data_dir)
+        self._eventlog, self._launch, self._pier = eventlog, how, cfg.data_dir / "pier"
+        started = None
+        if not cfg.log_only and not cfg.follow_pier:
+            started = bootstrap(
+                list(cfg.etcd), (cfg.ship, cfg.node_id), eventlog, self.store, how.snapshot_format,
+                self._pier, how.snapshot_files(self._pier), cfg.max_event_bytes,
+            )  # fmt: skip
+        self.bootstrapped = started.to_dict() if started is not None else None
+        genesis = eventlog.meta().get("genesis")
+        newest = self.store.newest(genesis) if genesis else None
+        self.event = newest[0].event if newest is not None else 0  # what status shows and chop reads
+
+    def keep(self, event: int, mug: int) -> None:
+        """The runtime saved a snapshot at committed `event`: copy it (a failure is logged; the runtime's
+        own snapshot is unaffected)."""
+        if not self._launch.snapshot_format:
+            return
+        genesis = str(self._eventlog.meta().get("genesis") or "")
+        files = self._launch.snapshot_files(self._pier)
+        try:
+            self.event = self.store.keep(event, mug, self._launch.snapshot_format, files, genesis).event
+        except OSError as e:
+            log.error("could not keep the snapshot for peers", extra={"event": event, "error": str(e)})
+
+    def chunks(self, genesis: str, manifest_only: bool) -> Iterator[tuple[Manifest, str, int, bytes]]:
+        return self.store.chunks(genesis, manifest_only)

@@ -173,12 +173,17 @@ def _words(name: str, value: object, split: Callable[[str], list[str]]) -> tuple
     raise ConfigError(f"{name} must be a string or a list of strings, got {value!r}")
 
 
+_SIMPLE: dict[str, type] = {"bool": bool, "int": int, "float": float, "str": str}
+
+
 def _check_types(cls: type, values: dict[str, object]) -> None:
     """A number where a number belongs, a name where a name belongs: say which setting is wrong."""
     for f in fields(cls):
         if f.name not in values or f.default is MISSING or isinstance(f.default, tuple):
             continue
         want: tuple[type, ...] = (int, float) if isinstance(f.default, float) else (type(f.default),)
+        if f.default is None:  # optional (ames_filter): what its annotation, e.g. "bool | None", names
+            want = tuple(_SIMPLE[name] for name in str(f.type).split(" | ") if name in _SIMPLE)
         value = values[f.name]
-        if not isinstance(value, want) or (isinstance(value, bool) and not isinstance(f.default, bool)):
+        if not isinstance(value, want) or (isinstance(value, bool) and bool not in want):
             raise ConfigError(f"{f.name} must be {' or '.join(t.__name__ for t in want)}, got {value!r}")

@@ -23,7 +23,7 @@ from seguro.core.config import Config
 from seguro.core.replication import MASTER, Replica
 from seguro.invariant import InvariantViolation
 from seguro.node.behn import Behn
-from seguro.node.bootstrap import bootstrap
+from seguro.node.bootstrap import KeptSnapshots
 from seguro.node.clock import SystemClock
 from seguro.node.config import NodeConfig
 from seguro.node.emitter import Emitter
@@ -37,8 +37,8 @@ from seguro.node.mars_runtime import MarsRuntime, pier_meta
 from seguro.node.peer_fetch import PeerFetcher
 from seguro.node.push import PushStream, PushStreams
 from seguro.node.runtime import Job, RuntimeWorker
+from seguro.node.scry import ScryAnswers
 from seguro.node.services import serve
-from seguro.node.snapshots import SnapshotStore
 from seguro.node.udp import Ingress, vere_filter
 from seguro.node.wire import Freshness, Identity
 from seguro.urbit import ames
@@ -77,16 +77,7 @@ class Node:
 
     def _setup(self, cfg: NodeConfig) -> None:
         self.launch = launch(cfg.runtime, cfg.data_dir / "pier")
-        self.snapshots = SnapshotStore(cfg.data_dir)
-        self.bootstrapped = None
-        if not cfg.log_only and not cfg.follow_pier:  # an empty log starts from a peer's snapshot
-            self.bootstrapped = bootstrap(
-                list(cfg.etcd), (cfg.ship, cfg.node_id), self.eventlog, self.snapshots,
-                self.launch.snapshot_format, self.launch.snapshot_files(cfg.data_dir / "pier"),
-                cfg.max_event_bytes,
-            )  # fmt: skip
-        newest = self.snapshots.newest()
-        self.snapshot_event = newest[0].event if newest is not None else 0
+        self.snapshots = KeptSnapshots(cfg, self.eventlog, self.launch)  # an empty log starts from a peer's
         durable, genesis = self.eventlog.last_event(), self.eventlog.meta().get("genesis")
         self.core = Replica(self._core_config(), durable_event=durable, genesis=genesis)
         self._stop = threading.Event()
@@ -116,7 +107,8 @@ class Node:
         self.runtime = self._make_runtime(cfg)
         filtering = self.launch.vere if cfg.ames_filter is None else cfg.ames_filter
         datagram_filter = vere_filter(pier_meta(self.eventlog).who) if filtering else None
-        self.ingress = Ingress(cfg.udp_hostport, self.clock, self.post, datagram_filter)
+        self.scry = ScryAnswers(self.runtime, self._serving_epoch, self.clock)  # remote scry: by a peek
+        self.ingress = Ingress(cfg.udp_hostport, self.clock, self.post, datagram_filter, self.scry.hear)
         self.behn = Behn(self.clock, self.post)
         self.galaxies = Galaxies(cfg.galaxy_domain, cfg.galaxy_local)
         self._server, grpc_port = serve(self, cfg.grpc, cfg.max_event_bytes)
@@ -145,19 +137,8 @@ class Node:
             self.eventlog, self.post, die=self.die, pier=cfg.data_dir / "pier", argv=self.launch.argv,
             stderr_path=cfg.data_dir / "runtime.log", timeout_s=cfg.runtime_timeout_s,
             liveness_s=cfg.runtime_liveness_s, snapshot_every=cfg.snapshot_every,
-            on_snapshot=self._keep_snapshot,
+            on_snapshot=self.snapshots.keep,
         )  # fmt: skip
-
-    def _keep_snapshot(self, event: int, mug: int) -> None:
-        """On the runtime thread, right after a snapshot at committed `event`: keep a copy to serve peers
-        (a failure to copy is logged; the runtime's own snapshot is unaffected)."""
-        if not self.launch.snapshot_format:
-            return
-        try:
-            files = self.launch.snapshot_files(self.cfg.data_dir / "pier")
-            self.snapshot_event = self.snapshots.keep(event, mug, self.launch.snapshot_format, files).event
-        except OSError as e:
-            log.error("could not keep the snapshot for peers", extra={"event": event, "error": str(e)})
 
     def _serving_epoch(self) -> int:
         """The epoch while master with a ready runtime, else 0 (read from the tailer's thread)."""
@@ -263,6 +244,7 @@ class Node:
                     self._perform(self.core.tick(now_s))
                 if role == MASTER and self.core.role != MASTER:
                     self.behn.clear()  # a fenced node's timer must never wake its ship
+                self.scry.flush(self.core.committed, self.core.lease_deadline_s(), self.emitter.send)
                 if now_s >= next_status_s or self.core.role != role:  # a role change is shown at once
                     next_status_s = now_s + STATUS_EVERY_S
                     self._publish_status(now_s)
@@ -375,10 +357,10 @@ class Node:
                   "runtime_pid": self.runtime.pid, "datagrams_shed": self.datagrams_shed,
                   "datagrams_malformed": self.ingress.malformed,
                   "effects_send_errors": self.ingress.send_errors,
-                  "datagrams_filtered": dict(self.ingress.filtered),
+                  "datagrams_filtered": dict(self.ingress.filtered), "scry": self.scry.counts(),
                   "peer_refusals": self.peer_refusals, "etcd_alarms": list(self._etcd_alarms),
-                  "effects_unserved": dict(self.emitter.unserved), "snapshot_event": self.snapshot_event,
-                  "bootstrapped": self.bootstrapped.to_dict() if self.bootstrapped else None}  # fmt: skip
+                  "effects_unserved": dict(self.emitter.unserved), "snapshot_event": self.snapshots.event,
+                  "bootstrapped": self.snapshots.bootstrapped}  # fmt: skip
         if self._etcd_alarms and not status["error"]:
             status["error"] = f"etcd alarm: {', '.join(self._etcd_alarms)}: {SPACE_HELP}"
         with self._lock:

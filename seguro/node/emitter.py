@@ -39,9 +39,14 @@ class Emitter:
                 self.unserved[effect.kind] = self.unserved.get(effect.kind, 0) + 1
                 continue
             address, payload = effect  # type: ignore[misc]
-            if not self.ingress.send_before(payload, address, deadline_s, self.clock):
+            if not self.send(payload, address, deadline_s):
                 self.fenced += 1
                 late_s = round(self.clock.now_s() - deadline_s, 3)
                 log.warning("effect fenced at the gate", extra={"late_s": late_s})
                 continue
             self.sent += 1
+
+    def send(self, payload: bytes, address: tuple[str, int], deadline_s: float) -> bool:
+        """The gate itself, for one datagram: sent unless the deadline has passed (False: fenced). Also what
+        a remote-scry answer leaves through (seguro.node.scry), counted there rather than as an effect."""
+        return self.ingress.send_before(payload, address, deadline_s, self.clock)

@@ -170,13 +170,15 @@ class EventLog:
         value = self._meta.get(b"base")
         return int(json.loads(value)) if value is not None else 0
 
-    def set_base(self, base: int) -> None:
+    def set_base(self, base: int, **meta: Any) -> None:
         """Make an empty log begin after event `base` (a chopped vere log: a snapshot at `base` stands for
-        events 1..base). Only an empty log can be given a base."""
+        events 1..base), with other metadata (genesis, pier, base_mug: the snapshot's mug) in the same
+        synced write. Only an empty log can be given a base."""
         self._require_writable()
         with self._lock:
             require(self._last == 0 and base >= 0, "only an empty log takes a base", last=self._last)
-            self._write({b"base": json.dumps(base).encode()})
+            values = {"base": base, **{k: v for k, v in meta.items() if v is not None}}
+            self._write({k.encode(): json.dumps(v, sort_keys=True).encode() for k, v in values.items()})
             self._last = base
 
     def chop(self, through: int) -> int:
@@ -331,7 +333,7 @@ class EventLog:
     def meta(self) -> dict[str, Any]:
         """The JSON-valued metadata (layout, who, life, genesis, base, pier) that has been set."""
         found: dict[str, Any] = {}
-        for name in ("layout", "who", "life", "genesis", "base", "pier"):
+        for name in ("layout", "who", "life", "genesis", "base", "base_mug", "pier"):
             value = self._meta.get(name.encode())
             if value is not None:
                 found[name] = json.loads(value)

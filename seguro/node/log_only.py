@@ -12,7 +12,8 @@ from pathlib import Path
 from seguro.core import messages as m
 from seguro.invariant import InvariantViolation
 from seguro.node.eventlog import EventLog
-from seguro.node.runtime import Job
+from seguro.node.runtime import Job, Peek
+from seguro.urbit.noun import Noun
 from seguro.urbit.pier.layout import PierError
 from seguro.urbit.pier.reader import SegmentReader, segments
 from seguro.urbit.pier.verify import PierProblem, check_record
@@ -44,6 +45,12 @@ class NoRuntime:
 
     def apply_to(self, event: int) -> None:
         self._post(m.Applied(event))
+
+    def peek(self, sam: Noun) -> Peek:
+        """No ship here to scry: nothing answers (a running vere answers its own remote scries)."""
+        future = Peek()
+        future.set_result(None)
+        return future
 
     def snapshot_if_due(self) -> None:
         """Nothing to snapshot."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from seguro.node.runtime import Job, RuntimeWorker
 from seguro.urbit import ames
 from seguro.urbit.mars import Mars
 from seguro.urbit.mars_protocol import PokeBail
-from seguro.urbit.pier.layout import Meta, PierError, log_dir
+from seguro.urbit.pier.layout import Meta, PierError, epochs, log_dir
 from seguro.urbit.pier.log import PierLog
 from seguro.urbit.record import decode_record, split_event
 from seguro.urbit.serf import SerfDied, SerfError
@@ -38,6 +39,7 @@ SYNC_CHUNK_EVENTS = 1000
 STDERR_TAIL_BYTES = 8192
 _MUG_MISMATCH = re.compile(r"(?:^|\s)play \((\d+)\): (mug mismatch[^\r\n]*)")
 AGREEMENT_SCAN_MAX = 100_000  # run-ahead is a few pipelines deep: a longer disagreement is no fence's
+WORKER_MAX_AGE_S = 7 * 24 * 3600.0  # well inside vere 4.x's --snap-time (launch.VERE4_SNAP_TIME_S)
 
 
 def pier_meta(eventlog: EventLog) -> Meta:
@@ -78,6 +80,7 @@ class MarsRuntime(RuntimeWorker):
         self._pier = pier
         self._events: PierLog | None = None
         self._synced = False  # the pier holds exactly the committed log; False after a failure
+        self._worker_started_s = 0.0
         self.snapshots = 0
 
     def _usable(self) -> bool:
@@ -89,12 +92,16 @@ class MarsRuntime(RuntimeWorker):
 
     def stop(self, timeout_s: float = 5.0) -> None:
         super().stop(timeout_s)
-        if self._events is not None:
+        if self._events is not None and not self._thread.is_alive():  # never closed under the thread
             self._events.close()
 
     # ---- the pier's log ------------------------------------------------------------------------
 
-    def _pier_log(self) -> PierLog:
+    def _pier_log(self, refresh: bool = False) -> PierLog:
+        """The pier's newest epoch; with `refresh`, opened again if the worker rolled a new one."""
+        if self._events is not None and refresh and epochs(self._pier)[-1:] != [self._events.base]:
+            self._events.close()
+            self._events = None
         if self._events is None:
             if not log_dir(self._pier).exists():  # a chopped or bootstrapped log continues a snapshot
                 base = int(self._log.meta().get("base", 0))
@@ -106,10 +113,11 @@ class MarsRuntime(RuntimeWorker):
     def _sync_pier(self, upto: int) -> None:
         """Make the pier's log hold exactly the local (committed) log up to `upto`: cut back whatever the
         worker logged that was not committed, then append what was committed since."""
-        events = self._pier_log()
+        events = self._pier_log(refresh=True)
         agree = min(events.head(), upto)
+        floor = max(events.base, int(self._log.meta().get("base", 0)))  # below it the log holds nothing
         scanned = 0
-        while agree > events.base and events.get(agree) != self._log.get(agree):
+        while agree > floor and events.get(agree) != self._log.get(agree):
             agree -= 1
             scanned += 1
             if scanned > AGREEMENT_SCAN_MAX:
@@ -119,12 +127,21 @@ class MarsRuntime(RuntimeWorker):
             log.warning("cut uncommitted events from the pier", extra={"after": agree, "events": cut})
         while agree < upto:
             chunk = list(self._log.read(agree + 1, min(upto, agree + SYNC_CHUNK_EVENTS)))
+            if not chunk or chunk[0][0] != agree + 1:
+                raise PierError(f"the local log does not hold event {agree + 1} for the pier")
             agree = events.append(chunk)
 
+    def _peeker(self) -> Mars | None:  # type: ignore[override]
+        """The running worker, if any: a peek never starts one (a follower must not run its ship)."""
+        return self._serf if isinstance(self._serf, Mars) else None
+
     def _stop_worker(self) -> None:
+        """SIGKILL the worker (never %exit: 4.x snapshots on %exit) and free the LMDB reader slot it held."""
         if self._serf is not None:
             self._serf.kill()
             self._serf = None
+            if self._events is not None:
+                self._events.clear_stale_readers()
 
     # ---- requests --------------------------------------------------------------------------------
 
@@ -158,6 +175,8 @@ class MarsRuntime(RuntimeWorker):
             self._post(m.Diverged(*mismatch))
             return None
         self._serf = mars  # type: ignore[assignment]
+        self._worker_started_s = time.monotonic()
+        self._pier_log(refresh=True)  # vere may roll an epoch as it starts
         why = self._disagreement(mars.ripe.eve, mars.ripe.mug, durable)
         if why:
             self._stop_worker()
@@ -188,7 +207,7 @@ class MarsRuntime(RuntimeWorker):
         if eve != durable:
             return f"the worker started at event {eve}, the committed log ends at {durable}"
         record = self._log.get(eve)
-        logged = decode_record(record).mug if record is not None else 0
+        logged = decode_record(record).mug if record is not None else self._base_mug(eve)
         if logged and logged != mug:
             return f"mug {mug:#x} after event {eve}, the log says {logged:#x}"
         return ""
@@ -222,11 +241,14 @@ class MarsRuntime(RuntimeWorker):
 
     def _snapshot(self) -> None:
         """Snapshot at a committed event only. A master's worker saves when it holds nothing uncommitted;
-        a follower starts a worker to replay what it appended, checks its mug, saves and stops it."""
+        a follower starts a worker to replay what it appended, checks its mug, saves and stops it. A
+        master's worker that has run for WORKER_MAX_AGE_S is saved and stopped in a quiet moment, long
+        before vere's own snapshot timer (46 days) could save run-ahead."""
         durable = self._log.last_event()
-        if durable - self._last_snapshot < self._snapshot_every:
-            return
         mars = self._serf if isinstance(self._serf, Mars) else None
+        aged = mars is not None and time.monotonic() - self._worker_started_s > WORKER_MAX_AGE_S
+        if durable - self._last_snapshot < self._snapshot_every and not aged:
+            return
         if mars is not None and mars.eve > durable:
             return  # run-ahead: not now
         started = mars is None
@@ -234,8 +256,8 @@ class MarsRuntime(RuntimeWorker):
             return
         eve, mug = mars.save()
         why = self._disagreement(eve, mug, eve)
-        if started:
-            self._stop_worker()
+        if started or aged:
+            self._stop_worker()  # the next event starts one again, from this snapshot
         if why:
             self._synced = False
             self._post(m.Diverged(eve, why))

@@ -25,7 +25,7 @@ from seguro.node.effects import effects_of
 from seguro.node.eventlog import EventLog
 from seguro.urbit.noun import Noun
 from seguro.urbit.record import Record, decode_record, encode_record, event_da, later_than
-from seguro.urbit.serf import PlayBail, Serf, SerfBail, SerfError, WorkBail, default_argv
+from seguro.urbit.serf import PeekBail, PlayBail, Serf, SerfBail, SerfError, WorkBail, default_argv
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,15 @@ class Job:
     def awaited(self) -> Job | None:
         """This job when somebody waits for its answer (the core then tracks it until it commits)."""
         return self if self.reply is not None else None
+
+
+class Peek(Future):
+    """A peek's answer: the unit the runtime produced (0 is ~, nothing there); None when no runtime could
+    answer (none running, a restart or a failure since it was asked, the runtime stopped); PeekBail when the
+    scry crashed (the runtime is unharmed). `eve`: the event the runtime had run when it answered, which on a
+    master may be ahead of the committed log (run-ahead)."""
+
+    eve = 0
 
 
 class RuntimeWorker:
@@ -105,6 +114,15 @@ class RuntimeWorker:
     def apply_to(self, event: int) -> None:
         self._ops.put((self._generation, "apply", event))
 
+    def peek(self, sam: Noun) -> Peek:
+        """Scry the runtime (`[%peek mil sam]`) on the runtime thread, after everything asked before it."""
+        future = Peek()
+        if self._stopping.is_set():
+            future.set_result(None)
+        else:
+            self._ops.put((self._generation, "peek", (sam, future)))
+        return future
+
     def snapshot_if_due(self) -> None:
         """Ask for a snapshot; taken only if due and the runtime is not ahead of the log (a master is
         ahead while it has uncommitted events, so its snapshots land in its quiet moments)."""
@@ -134,6 +152,19 @@ class RuntimeWorker:
         finally:  # the serf is ours to kill: one started while stop() waited would outlive the node
             if self._serf is not None:
                 self._serf.kill()
+            self._drain_peeks()
+
+    def _drain_peeks(self) -> None:
+        """Nobody will answer the peeks still queued: say so (None) rather than leave them waiting."""
+        left = [self._deferred] if self._deferred is not None else []
+        while True:
+            try:
+                left.append(self._ops.get_nowait())
+            except queue.Empty:
+                break
+        for _, kind, arg in left:
+            if kind == "peek":
+                arg[1].set_result(None)  # type: ignore[index]
 
     def _serve(self) -> None:
         while not self._stopping.is_set():
@@ -147,6 +178,8 @@ class RuntimeWorker:
             if stale or (kind != "restart" and not self._usable()):
                 if kind == "run":  # a waiting poke must hear so now, not after its 10 s timeout
                     self._post(m.WorkRefused("lost to a restart of the runtime", arg.awaited))  # type: ignore[attr-defined]
+                elif kind == "peek":
+                    arg[1].set_result(None)  # type: ignore[index]
                 continue  # queued before a restart, or the serf is broken: the core will ask again
             try:
                 self._dispatch(kind, arg)
@@ -174,10 +207,31 @@ class RuntimeWorker:
             self._apply(arg)  # type: ignore[arg-type]
         elif kind == "snapshot":
             self._snapshot()
+        elif kind == "peek":
+            self._peek(*arg)  # type: ignore[misc]
 
     def _usable(self) -> bool:
         """Whether requests other than a restart can be served (not after a failure or a divergence)."""
         return self._serf is not None
+
+    def _peeker(self) -> Serf | None:
+        """The running runtime a peek goes to, if any."""
+        return self._serf
+
+    def _peek(self, sam: Noun, future: Peek) -> None:
+        """A bail answers the peek and leaves the runtime be; any other error also fails the runtime."""
+        runtime = self._peeker()
+        if runtime is None:
+            future.set_result(None)
+            return
+        future.eve = runtime.eve
+        try:
+            future.set_result(runtime.peek(sam))
+        except PeekBail as bail:
+            future.set_exception(bail)
+        except BaseException as e:
+            future.set_exception(e)
+            raise
 
     def _live_serf(self) -> Serf:
         if self._serf is None:
@@ -186,7 +240,8 @@ class RuntimeWorker:
 
     def _restart(self) -> None:
         serf = self._restart_serf()
-        diverged = self._replay(self._log.last_event())
+        why = self._base_disagreement(serf.eve, serf.mug)
+        diverged = (serf.eve, why) if why else self._replay(self._log.last_event())
         if diverged is not None:
             self._post(m.Diverged(*diverged))
             self._serf = None
@@ -205,8 +260,23 @@ class RuntimeWorker:
         self._last_da = self._time_at(serf.eve)
         if serf.eve > durable:
             raise SerfError(f"runtime snapshot is at event {serf.eve}, ahead of the log at {durable}")
+        base = int(self._log.meta().get("base", 0))
+        if serf.eve < base:
+            raise SerfError(f"runtime snapshot is at event {serf.eve}, but the log begins after {base}: "
+                            "it cannot replay (restore the snapshot kept in DIR/snapshots)")  # fmt: skip
         self._last_snapshot = serf.eve
         return serf
+
+    def _base_mug(self, eve: int) -> int:
+        """The mug of the snapshot a chopped or bootstrapped log begins after, at `eve` == its base."""
+        meta = self._log.meta()
+        return int(meta.get("base_mug") or 0) if eve and eve == int(meta.get("base", 0)) else 0
+
+    def _base_disagreement(self, eve: int, mug: int) -> str:
+        expected = self._base_mug(eve)
+        if expected and mug != expected:
+            return f"the runtime's snapshot has mug {mug:#x} at event {eve}, the log began from {expected:#x}"
+        return ""
 
     def _time_at(self, event: int) -> int:
         """The time of the last timestamped event up to `event` in the log (a snapshot's runtime holds

@@ -18,7 +18,7 @@ import grpc
 from seguro.core import messages as m
 from seguro.invariant import InvariantViolation
 from seguro.node.eventlog import EventLog
-from seguro.node.snapshots import SnapshotError, SnapshotStore
+from seguro.node.snapshots import Manifest, SnapshotError
 from seguro.node.wire import PUSH_BATCH_EVENTS, Identity, batch_from_pb, batch_to_pb, grpc_options, read_batch
 from seguro.proto.seguro.v1 import replication_pb2 as pb
 from seguro.proto.seguro.v1 import replication_pb2_grpc as rpc
@@ -27,12 +27,16 @@ from seguro.urbit.record import decode_record
 ACK_TIMEOUT_S = 10.0
 
 
+class SnapshotSource(Protocol):
+    def chunks(self, genesis: str, manifest_only: bool) -> Iterator[tuple[Manifest, str, int, bytes]]: ...
+
+
 class NodeHandle(Protocol):
     """What the services need from the node (the driver)."""
 
     node_id: str
     eventlog: EventLog
-    snapshots: SnapshotStore
+    snapshots: SnapshotSource
 
     def identity(self) -> Identity: ...
     def registered(self, replica_id: str) -> bool: ...
@@ -118,7 +122,8 @@ class ReplicationService(rpc.ReplicationServicer):
         """The newest snapshot this node keeps: its manifest, then its files."""
         self._admit(request, context)
         try:
-            for manifest, name, offset, data in self._node.snapshots.chunks(request.manifest_only):
+            genesis = self._node.identity().genesis
+            for manifest, name, offset, data in self._node.snapshots.chunks(genesis, request.manifest_only):
                 yield pb.SnapshotChunk(event=manifest.event, mug=manifest.mug, format=manifest.format,
                                        name=name, offset=offset, data=data)  # fmt: skip
         except (SnapshotError, OSError) as e:

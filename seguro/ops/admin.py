@@ -49,7 +49,7 @@ def status_rows(etcd: str, ship: str, stale_after_s: float = 5.0) -> dict[str, o
                      "failover_priority": int(st.get("failover_priority", 1)),
                      "campaign": st.get("campaign", ""), "effects_unserved": st.get("effects_unserved", {}),
                      "snapshot_event": int(st.get("snapshot_event", 0)),
-                     "bootstrapped": st.get("bootstrapped"),
+                     "bootstrapped": st.get("bootstrapped"), "scry": st.get("scry", {}),
                      "error": st.get("error", "")})  # fmt: skip
     return {"head": head, "master": master.node_id if master else None, "etcd_alarms": alarms,
             "genesis": asdict(genesis) if genesis else None, "replicas": rows}  # fmt: skip

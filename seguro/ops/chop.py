@@ -40,19 +40,45 @@ class Chopped:
 
 def chop(data_dir: Path, etcd: str | None = None, ship: str | None = None) -> Chopped:
     """Chop the log in `data_dir` (its node stopped: the log is opened for writing)."""
-    newest = SnapshotStore(data_dir).newest()
-    if newest is None:
-        raise ChopError(f"{data_dir} keeps no runtime snapshot: nothing stands for the events to drop")
-    manifest = newest[0]
-    held = _held_by_all(etcd, ship) if etcd else 0
-    through = min(manifest.event, held) if etcd else manifest.event
+    if not (data_dir / "log").is_dir():
+        raise ChopError(f"{data_dir} holds no event log")
     with EventLog(data_dir) as log:
-        base = int(log.meta().get("base", 0))
+        meta = log.meta()
+        newest = SnapshotStore(data_dir).newest(meta.get("genesis", ""))
+        if newest is None:
+            raise ChopError(f"{data_dir} keeps no runtime snapshot of its ship: nothing stands for what "
+                            "would be dropped")  # fmt: skip
+        manifest = newest[0]
+        if manifest.event > log.last_event():
+            raise ChopError(f"the kept snapshot is at event {manifest.event}, past the log's last event "
+                            f"{log.last_event()}: it does not belong to this log")  # fmt: skip
+        held = _held_by_all(etcd, ship) if etcd else 0
+        through = min(manifest.event, held) if etcd else manifest.event
+        base = int(meta.get("base", 0))
         if through <= base:
             raise ChopError(f"nothing to chop: the log already begins after event {base}, and the lowest "
                             f"snapshot every replica holds is at {through}")  # fmt: skip
+        _restore_if_older(data_dir, manifest, through, meta.get("genesis", ""))
         dropped = log.chop(through)
     return Chopped(through, dropped, manifest.event, held)
+
+
+def _restore_if_older(data_dir: Path, manifest: Manifest, through: int, genesis: str) -> None:
+    """The runtime must restart from a snapshot at or after the cut: put the kept one in place of the
+    reference ship's own when that is older (vere's snapshots cannot be read here: they are replaced
+    whenever the cut is past event 0, the kept snapshot being at or after the cut)."""
+    targets = {Path(p).name: data_dir / "pier" / p for p in SNAPSHOT_FILES.get(manifest.format, ())}
+    own = data_dir / "pier" / SNAPSHOT_NAME
+    if manifest.format == "ship" and own.exists():
+        try:
+            if load_snapshot(data_dir / "pier").eve >= through:
+                return
+        except Exception:  # noqa: BLE001 - unreadable: replace it with the kept one
+            pass
+    try:
+        SnapshotStore(data_dir).restore(targets, genesis)
+    except (SnapshotError, OSError) as e:
+        raise ChopError(f"cannot put the kept snapshot where the runtime loads it: {e}") from None
 
 
 def _held_by_all(etcd: str, ship: str | None) -> int:
@@ -62,12 +88,13 @@ def _held_by_all(etcd: str, ship: str | None) -> int:
         replicas = coord.replicas()
     if not replicas:
         raise ChopError(f"ship {ship} has no registered replicas in etcd")
-    return min(int(status.get("snapshot_event", 0)) for status in replicas.values())
+    # what a replica can restart from: its snapshot, and no further than its own log reaches
+    return min(min(int(st.get("snapshot_event", 0)), int(st.get("durable_event", 0))) for st in replicas.values())  # noqa: E501
 
 
-def kept_snapshot(data_dir: Path, base: int) -> Manifest:
+def kept_snapshot(data_dir: Path, base: int, genesis: str) -> Manifest:
     """The kept snapshot a chopped log (beginning after `base`) exports with."""
-    newest = SnapshotStore(data_dir).newest()
+    newest = SnapshotStore(data_dir).newest(genesis)
     if newest is None or newest[0].event < base:
         raise PierError(f"{data_dir}: the log begins after event {base} but keeps no snapshot at or after it")
     return newest[0]
@@ -97,9 +124,9 @@ def import_ship_snapshot(pier: Path, base: int, data_dir: Path) -> bool:
     if kernel.eve != base:
         raise PierError(f"{source} is at event {kernel.eve}, but the log begins after {base}")
     store = SnapshotStore(data_dir)
-    store.keep(base, kernel.mug(), "ship", {SNAPSHOT_NAME: source})
+    store.keep(base, kernel.mug(), "ship", {SNAPSHOT_NAME: source}, genesis="")  # an import has no genesis
     try:
-        store.restore({Path(p).name: data_dir / "pier" / p for p in SNAPSHOT_FILES["ship"]})
+        store.restore({Path(p).name: data_dir / "pier" / p for p in SNAPSHOT_FILES["ship"]}, genesis="")
     except SnapshotError as e:
         raise PierError(str(e)) from None
     return True

@@ -103,7 +103,8 @@ def export_from_data(
         if vere_major is None:
             vere_major = 3 if fmt == 1 and snapshot else 4
         if base and not snapshot:  # chopped here: the runtime snapshot kept at or after its base
-            return _export_chopped(log, data_dir, pier, meta, kept_snapshot(data_dir, base), force, progress)
+            kept = kept_snapshot(data_dir, base, log.meta().get("genesis", ""))
+            return _export_chopped(log, data_dir, pier, meta, kept, force, progress)
         return write_pier(pier, meta, base, _counted(log.read(base + 1), progress), vere_major,
                           snapshot or None, force)  # fmt: skip
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
 import logging
 import os
 import queue
@@ -43,6 +44,20 @@ _READ_CHUNK_BYTES = 1 << 16
 EXIT_GRACE_S = 5.0
 
 
+try:  # loaded before any fork: the child only calls it
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux
+    _PRCTL = None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the node (the thread that started it) dies, so that a
+    worker orphaned by a crashed node can never write to a pier the restarted node is cutting back."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 class WorkerProcess:
     """One worker child: spawn, framed send and receive with deadlines, death and garbage as errors."""
 
@@ -72,8 +87,9 @@ class WorkerProcess:
             self._stderr_file = open(stderr_path, "ab")  # noqa: SIM115 - lives as long as the child
         try:
             self._proc = subprocess.Popen(
-                self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr_file, bufsize=0
-            )
+                self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr_file, bufsize=0,
+                preexec_fn=_die_with_parent,
+            )  # fmt: skip
         except OSError as exc:
             if self._stderr_file is not None:
                 self._stderr_file.close()

@@ -7,7 +7,7 @@ import time
 
 from seguro.core import messages as m
 from seguro.node.behn import Behn
-from seguro.urbit import behn
+from seguro.urbit import ames, behn
 from seguro.urbit.record import da_from_unix
 
 WALL_S = 1_700_000_000.0
@@ -52,7 +52,22 @@ def test_clearing_or_rearming_cancels_the_timer_and_its_retries() -> None:
     assert events.empty() and timer.armed_for is None
     timer.born()
     born = next_event(events)
-    timer.arm(da_from_unix(WALL_S + 60))  # the %doze the ship answered with
+    timer.clear()  # a fence
     born.job.answer(0, "lost to a fence before it was committed")  # type: ignore[attr-defined]
     time.sleep(1.3)
-    assert events.empty()  # re-armed since: no retry of the %born
+    assert events.empty()  # no longer master: no retry of the %born
+
+
+def test_each_refused_born_is_offered_again_whatever_the_timer_does() -> None:
+    """Found in review: with behn's and ames's %born both refused, only one was retried, and a re-arm
+    cancelled the other's retry."""
+    events: queue.Queue[m.Event] = queue.Queue()
+    timer = Behn(Clock(), events.put)
+    timer.born()
+    timer.born(ames.born_event)
+    first, second = next_event(events), next_event(events)
+    for offered in (first, second):
+        offered.job.answer(0, "the master's runtime is restarting")  # type: ignore[attr-defined]
+    timer.arm(da_from_unix(WALL_S + 60))  # a %doze released meanwhile
+    again = {behn.behn_card(next_event(events, 3.0).job.noun[1]) for _ in range(2)}  # type: ignore[attr-defined]
+    assert again == {"born", ""}  # behn's (a behn card) and ames's (not a behn card) both again

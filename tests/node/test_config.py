@@ -97,3 +97,7 @@ def test_switches_take_booleans() -> None:
     """Found in e2e: every bool setting (nofailover, galaxy_local) was refused as 'must be bool'."""
     cfg = NodeConfig.load(None, {**BASE, "nofailover": True, "galaxy_local": False})
     assert cfg.nofailover is True and cfg.galaxy_local is False
+    # and the optional one (default None: decided by the runtime), refused as "must be NoneType" before
+    assert NodeConfig.load(None, {**BASE, "ames_filter": True}).ames_filter is True
+    with pytest.raises(ConfigError, match="ames_filter must be bool, got 'on'"):
+        NodeConfig.load(None, {**BASE, "ames_filter": "on"})

@@ -27,7 +27,7 @@ def boot_log(data: Path) -> EventLog:
     return log
 
 
-def runtime(log: EventLog, data: Path, events: queue.Queue[m.Event], **kwargs: int) -> MarsRuntime:
+def runtime(log: EventLog, data: Path, events: queue.Queue[m.Event], **kwargs: object) -> MarsRuntime:
     pier = data / "pier"
     worker = MarsRuntime(log, events.put, pier=pier, argv=launch(["ship2"], pier).argv,
                          stderr_path=data / "runtime.log", **kwargs)  # type: ignore[arg-type]  # fmt: skip
@@ -69,7 +69,9 @@ def test_a_follower_appends_committed_records_and_replays_them_to_snapshot(tmp_p
     finally:
         master.stop()
     follower_log, followed = boot_log(tmp_path / "f"), queue.Queue()  # type: ignore[var-annotated]
-    follower = runtime(follower_log, tmp_path / "f", followed, snapshot_every=20)
+    saved: list[tuple[int, int]] = []
+    follower = runtime(follower_log, tmp_path / "f", followed, snapshot_every=20,
+                       on_snapshot=lambda eve, mug: saved.append((eve, mug)))  # fmt: skip
     try:
         follower_log.append(4, records)
         follower.apply_to(33)
@@ -78,6 +80,7 @@ def test_a_follower_appends_committed_records_and_replays_them_to_snapshot(tmp_p
         follower.apply_to(33)  # queued behind the snapshot cycle: it has ended when this is Applied
         next_event(followed, m.Applied)
         assert follower.snapshots == 1 and (tmp_path / "f" / "pier" / SNAPSHOT_NAME).exists()
+        assert saved == [(33, decode_record(records[-1]).mug)]  # at the committed head, with its logged mug
         assert follower.pid is None  # the follower's worker ran only to replay and save
     finally:
         follower.stop()

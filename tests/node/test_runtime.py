@@ -156,7 +156,7 @@ def test_run_ahead_work_is_numbered_by_the_runtime_and_not_snapshotted(tmp_path:
         log.close()
 
 
-def test_a_mug_that_disagrees_with_the_log_is_a_divergence_at_that_event(tmp_path: Path) -> None:
+def test_a_state_that_leaves_the_logs_is_a_divergence_at_its_first_event(tmp_path: Path) -> None:
     log = make_log(tmp_path, 40)
     records = [record for _, record in log.read(1)]
     log.close()

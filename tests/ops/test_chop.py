@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import queue
+import shutil
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,8 @@ def replica_with_snapshot(data: Path) -> list[tuple[int, bytes]]:
         for first in range(4, SNAPSHOT_AT, 100):
             serf.play(first, [decode_record(r).event for _, r in records[first - 1 : first + 99]])
         serf.save()
-        SnapshotStore(data).keep(serf.eve, serf.mug, "ship", {SNAPSHOT_NAME: data / "pier" / SNAPSHOT_NAME})
+        files = {SNAPSHOT_NAME: data / "pier" / SNAPSHOT_NAME}
+        SnapshotStore(data).keep(serf.eve, serf.mug, "ship", files, genesis="")  # the log has no genesis
     return records
 
 
@@ -73,11 +75,16 @@ def test_chop_asks_etcd_for_the_lowest_snapshot_every_replica_keeps(
     tmp_path: Path, etcd1: EtcdCluster
 ) -> None:
     replica_with_snapshot(tmp_path / "data")
-    with pytest.raises(ChopError, match="keeps no runtime snapshot"):
+    with pytest.raises(ChopError, match="holds no event log"):
         chop(tmp_path / "empty")
+    with EventLog(tmp_path / "short") as short:  # a kept snapshot past the log's end is another log's
+        short.append(1, [b"\x00" * 4 + b"\x01"])
+    shutil.copytree(tmp_path / "data" / "snapshots", tmp_path / "short" / "snapshots")
+    with pytest.raises(ChopError, match="past the log's last event 1"):
+        chop(tmp_path / "short")
     with Coordinator([etcd1.endpoints], "zod") as coord:
-        coord.put_replica("a", {"snapshot_event": SNAPSHOT_AT})
-        coord.put_replica("b", {"snapshot_event": 300})
+        coord.put_replica("a", {"snapshot_event": SNAPSHOT_AT, "durable_event": 803})
+        coord.put_replica("b", {"snapshot_event": 300, "durable_event": 803})
     done = chop(tmp_path / "data", etcd1.endpoints, "zod")
     assert (done.through, done.events_dropped, done.held_by_all) == (300, 300, 300)
     with EventLog(tmp_path / "data") as log:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -302,3 +303,39 @@ def test_a_worker_busy_with_a_long_event_may_leave_its_pipe_full(tmp_path: Path)
         for _ in range(4):  # 240 KB, more than the pipe holds: blocks until the worker reads, about 2 s
             serf.submit_work(big)
         assert [serf.next_work_result().eve for _ in range(5)] == [4, 5, 6, 7, 8]
+
+
+def test_a_worker_dies_with_the_node_that_started_it(tmp_path: Path) -> None:
+    """A node SIGKILLed mid-run must not leave its worker writing on: the child gets SIGKILL too."""
+    script = (  # the worker is inside a 30 s event (it would only see its stdin close after it)
+        "import sys, time\n"
+        "from seguro.urbit import ames\n"
+        "from seguro.urbit.serf import Serf\n"
+        "from seguro.urbit.ship import kernel\n"
+        f"serf = Serf(pier={str(tmp_path / 'pier')!r}, timeout_s=10)\n"
+        "serf.play(1, kernel.boot_events('~zod', 1.7e9))\n"
+        "serf.submit_work(ames.datagram_event(1.7e9 + 1, '127.0.0.1', 4000, b'slow 30000'))\n"
+        "time.sleep(0.5)\n"
+        "print(serf.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    node = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        worker_pid = int(node.stdout.readline())  # type: ignore[union-attr]
+        node.kill()
+        node.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _alive(worker_pid):
+            time.sleep(0.05)
+        assert not _alive(worker_pid), "the worker outlived its node"
+    finally:
+        node.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie (dead, not yet reaped by init) is not alive
+        return f.read().split(") ", 1)[1][0] != "Z"

@@ -88,20 +88,30 @@ class PierLog:
         return out
 
     def append(self, records: Iterable[tuple[int, bytes]]) -> int:
-        """Add events after the head, contiguous, in one synced transaction; returns the new head."""
-        head = self.head()
-        pending = []
-        for event, record in records:
-            if event != head + 1 + len(pending):
-                raise PierError(f"{self.path}: append of event {event} after {head + len(pending)}")
-            pending.append((event_key(event), record))
-        if pending:
-            try:
-                with self._env.begin(db=self._db, write=True) as txn:
-                    txn.cursor().putmulti(pending, append=True)
-            except lmdb.Error as e:
-                raise PierError(f"{self.path}: {e}") from None
-        return head + len(pending)
+        """Add events after the head, contiguous, in one synced transaction; returns the new head. The
+        head is read inside that transaction, so a concurrent writer makes it fail, never skip."""
+        items = list(records)
+        try:
+            with self._env.begin(db=self._db, write=True) as txn:
+                cursor = txn.cursor()
+                head = key_event(cursor.key()) if cursor.last() else self.base
+                for index, (event, _) in enumerate(items):
+                    if event != head + 1 + index:
+                        raise PierError(f"{self.path}: append of event {event} after {head + index}")
+                _, added = cursor.putmulti([(event_key(e), r) for e, r in items], append=True)
+                if added != len(items):
+                    raise PierError(f"{self.path}: {len(items) - added} appended events were already there")
+        except lmdb.Error as e:
+            raise PierError(f"{self.path}: {e}") from None
+        return head + len(items)
+
+    def clear_stale_readers(self) -> int:
+        """Free the reader slots of processes that died holding them (a SIGKILLed worker's): LMDB clears
+        them only when an environment is first opened, and 126 of them make every open fail."""
+        try:
+            return self._env.reader_check()
+        except lmdb.Error as e:
+            raise PierError(f"{self.path}: {e}") from None
 
     def truncate_after(self, event: int) -> int:
         """Delete every event after `event` (never below the epoch's base: what is below lives in older

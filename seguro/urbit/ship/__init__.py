@@ -23,8 +23,10 @@ and the mug is the mug of that small noun. Events:
 - anything else is folded into the chain without effects.
 Boot (%play at event 1): `boot_events(who)`; BOOT_LIFE = 1 lifecycle formula, then timestamped events.
 Peek: sam = [gang path]; path ~[%eve] / ~[%mug] / ~[%who] / ~[%peers] / ~[%cruds] gives [~ %noun value],
-anything else ~.
+anything else ~. A remote-scry ("fine") peek, as vere makes it for a fine request, gets the fragments
+Arvo would give (see `scry`: deterministic, with a dummy signature).
 
-Modules: `kernel` (state, events, snapshots, boot), `worker` (the serf side of the protocol on
-stdin/stdout), `command` (the one entry point: `seguro ship` and `python -m seguro.urbit.ship`).
+Modules: `kernel` (state, events, snapshots, boot), `scry` (the remote-scry namespace), `worker` (the
+serf side of the protocol on stdin/stdout), `command` (the one entry point: `seguro ship` and
+`python -m seguro.urbit.ship`).
 """

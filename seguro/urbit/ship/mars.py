@@ -95,8 +95,8 @@ class Mars:
         if name == "poke" and isinstance(dat, tuple):
             return self._poke(dat[1])
         if name == "peek" and isinstance(dat, tuple):
-            done = self.serf.writ((cord("peek"), dat))
-            return (cord("peek"), (p2.YES, done[1][1]))  # type: ignore[index]
+            _, (how, result) = self.serf.writ((cord("peek"), dat))  # type: ignore[misc]
+            return (cord("peek"), (p2.YES if how == cord("done") else p2.NO, result))
         if name == "sync" and dat == (cord("save"), 0):
             save_snapshot(self.serf.pier, self.kernel)
             return (cord("sync"), (self.kernel.eve, self.kernel.mug()))

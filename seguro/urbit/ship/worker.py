@@ -12,6 +12,7 @@ from pathlib import Path
 from seguro.urbit import newt
 from seguro.urbit.noun import Noun, cord, from_list, tape, to_list, uncord
 from seguro.urbit.record import RecordError, split_event
+from seguro.urbit.ship import scry
 from seguro.urbit.ship.kernel import (
     BOOT_LIFE,
     HOON_KELVIN,
@@ -68,6 +69,12 @@ class Serf:
 
     def _peek(self, com: Noun) -> Noun:
         sam = com[1]
+        try:
+            hunk = scry.peek_fine(self.kernel, sam)
+        except Crash as crash:
+            return (cord("peek"), (cord("bail"), crash.goof))
+        if hunk is not None:
+            return (cord("peek"), (cord("done"), hunk))
         try:
             path = to_list(sam[1]) if isinstance(sam, tuple) else []
             key = uncord(path[0]) if len(path) == 1 and isinstance(path[0], int) else ""  # type: ignore[arg-type]
