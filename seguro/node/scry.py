@@ -32,7 +32,7 @@ from typing import Protocol
 
 from seguro.core.clock import Clock
 from seguro.urbit import fine
-from seguro.urbit.ames_filter import Verdict
+from seguro.urbit.ames_filter import Verdict, stun_response
 from seguro.urbit.noun import Noun
 from seguro.urbit.serf import PeekBail
 
@@ -56,6 +56,7 @@ class _Answer:
     payload: bytes
     lane: Address
     at_s: float
+    label: str = ""  # "stun: " for a STUN answer, counted apart
 
 
 class ScryAnswers:
@@ -75,9 +76,18 @@ class ScryAnswers:
             return dict(self._counts)
 
     def hear(self, verdict: Verdict, lane: Address) -> None:
-        """A scry request from `lane`: peek the runtime if this node serves the ship (never blocks)."""
+        """A scry request from `lane`: peek the runtime if this node serves the ship (never blocks). A
+        STUN request is answered with the requester's address (vere's _stun_on_request), by the master
+        only (every replica hears it), through the same gate."""
         epoch = self._serving_epoch()
         wail = verdict.request
+        if verdict.action == "stun":
+            if not epoch:
+                self._count("stun: not master")
+            elif self._reserve():
+                payload = stun_response(wail, *lane)  # type: ignore[arg-type]
+                self._done.put(_Answer(epoch, 0, payload, lane, self._clock.now_s(), label="stun: "))
+            return
         if not epoch:
             self._count("not master")
         elif not isinstance(wail, fine.Wail):
@@ -132,7 +142,7 @@ class ScryAnswers:
                     self._count("uncommitted", done=True)
             else:
                 sent = gate(answer.payload, answer.lane, deadline_s)
-                self._count("answered" if sent else "fenced", done=True)
+                self._count(answer.label + ("answered" if sent else "fenced"), done=True)
         self._held = keep
 
     def _count(self, why: str, done: bool = False) -> None:

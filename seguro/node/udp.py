@@ -95,10 +95,10 @@ class Ingress:
         if verdict.action == "hear":
             wire, card = verdict.ovum(ip, port, payload)
             return event_noun(da_from_unix(self._clock.wall_s()), wire, card)
-        if verdict.action == "scry" and self._on_scry is not None:
+        if verdict.action in ("scry", "stun") and self._on_scry is not None:
             self._on_scry(verdict, (ip, port))
             return None
-        reason = verdict.reason if verdict.action == "drop" else UNANSWERED
+        reason = UNANSWERED if verdict.action == "scry" else verdict.reason
         self.filtered[reason] = self.filtered.get(reason, 0) + 1
         return None
 

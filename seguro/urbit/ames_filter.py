@@ -35,10 +35,11 @@ STUN_XOR = 0x5354554E
 
 @dataclass(frozen=True)
 class Verdict:
-    """hear (`form` says which event: "hear", "fine" or "heer"), drop (`reason` says why) or scry (`sam`
-    is the peek vere makes; `request` holds what the answer needs: a fine.Wail or a mesa.Pact)."""
+    """hear (`form` says which event: "hear", "fine" or "heer"), drop (`reason` says why), scry (`sam`
+    is the peek vere makes; `request` holds what the answer needs: a fine.Wail or a mesa.Pact) or stun (a
+    STUN binding request, in `request`, which vere answers with the requester's address)."""
 
-    action: Literal["hear", "drop", "scry"]
+    action: Literal["hear", "drop", "scry", "stun"]
     reason: str = ""
     form: str = ""
     sam: Noun = 0
@@ -65,7 +66,9 @@ def classify(payload: bytes, our: int, *, version: int | None = 0, stun_tid: byt
     its galaxy for its public address, which a Seguro node behind its load balancer has no use for)."""
     if mesa.is_new_pact(payload):
         return _classify_mesa(payload, our)
-    if is_stun_request(payload) or (stun_tid is not None and is_stun_response(payload, stun_tid)):
+    if is_stun_request(payload):  # vere answers it (_stun_on_request): no event
+        return Verdict("stun", reason="stun", request=payload)
+    if stun_tid is not None and is_stun_response(payload, stun_tid):
         return drop("stun")
     return _classify_ames(payload, our, version)
 

@@ -206,3 +206,21 @@ def test_relayed_requests_and_floods_are_not_peeked() -> None:
         answers.hear(direct, ("10.0.0.9", 4000))
     assert len(runtime.asked) == 256
     assert answers.counts() == {"answered": 0, "relayed": 1, "busy": 44}
+
+
+def test_only_the_master_answers_a_stun_request_and_through_the_gate() -> None:
+    """vere answers a STUN binding request with the requester's address (_stun_on_request); every replica
+    hears it, so only the master answers, and never past its deadline."""
+    from seguro.urbit.ames_filter import classify, is_stun_response
+    from tests.urbit.test_ames_filter import OUR, stun_request
+
+    epoch, sent = [0], []
+    answers = ScryAnswers(FakeRuntime(), lambda: epoch[0], Clock())
+    tid = bytes(range(12))
+    verdict, lane = classify(stun_request(tid), OUR), ("10.0.0.9", 4000)
+    answers.hear(verdict, lane)  # a follower
+    epoch[0] = 2
+    answers.hear(verdict, lane)
+    answers.flush(0, 50.0, lambda payload, to, _: sent.append((payload, to)) or True)
+    assert len(sent) == 1 and sent[0][1] == lane and is_stun_response(sent[0][0], tid)
+    assert answers.counts() == {"answered": 0, "stun: not master": 1, "stun: answered": 1}

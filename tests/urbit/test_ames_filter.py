@@ -76,7 +76,6 @@ def test_a_well_formed_packet_to_us_is_heard() -> None:
 @pytest.mark.parametrize(
     ("packet", "reason"),
     [
-        (stun_request(bytes(range(12))), "stun"),
         (b"\x00\x01", "bad header"),
         (ames_packet(THEM, OUR, b"x", ver=1), "version"),
         (ames_packet(THEM, OUR, b"hello", bad_mug=True), "bad mug"),
@@ -89,6 +88,13 @@ def test_a_well_formed_packet_to_us_is_heard() -> None:
 def test_vere_drops(packet: bytes, reason: str) -> None:
     verdict = classify(packet, OUR)
     assert (verdict.action, verdict.reason) == ("drop", reason)
+
+
+def test_a_stun_request_is_answered_not_heard() -> None:
+    request = stun_request(bytes(range(12)))
+    verdict = classify(request, OUR)
+    assert (verdict.action, verdict.reason, verdict.request) == ("stun", "stun", request)
+    assert classify(stun_response(request, "1.2.3.4", 5), OUR, stun_tid=bytes(range(12))).action == "drop"
 
 
 def test_a_short_prelude_is_dropped() -> None:
