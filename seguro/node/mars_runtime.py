@@ -21,12 +21,11 @@ from pathlib import Path
 
 from seguro.core import messages as m
 from seguro.invariant import InvariantViolation
-from seguro.node.effects import effects_of
 from seguro.node.eventlog import EventLog
 from seguro.node.runtime import Job, RuntimeWorker
 from seguro.urbit import ames
 from seguro.urbit.mars import Mars
-from seguro.urbit.mars_protocol import PokeBail
+from seguro.urbit.noun import Noun
 from seguro.urbit.pier.layout import Meta, PierError, epochs, log_dir
 from seguro.urbit.pier.log import PierLog
 from seguro.urbit.record import decode_record, split_event
@@ -212,32 +211,31 @@ class MarsRuntime(RuntimeWorker):
             return f"mug {mug:#x} after event {eve}, the log says {logged:#x}"
         return ""
 
-    def _run_pipelined(self, first: Job) -> None:
-        mars = self._serf if isinstance(self._serf, Mars) else self._start_worker()
-        jobs = self._gather(first)
-        if mars is None:
-            for job in jobs:
-                self._post(m.WorkRefused("the runtime's state is not the committed log's", job.awaited))
-            return
-        submitted: list[Job] = []
+    def _ready_for(self, jobs: list[Job]) -> bool:
+        """The worker, started (it replays the committed log) on the first event to run."""
+        if isinstance(self._serf, Mars) or self._start_worker() is not None:
+            return True
         for job in jobs:
-            try:
-                _, wire, card = split_event(job.noun)
-                mars.submit_poke((wire, card))
-            except ValueError as e:  # not [@da ovum]: refuse the job, keep the runtime
-                self._post(m.WorkRefused(f"malformed job: {e}", job.awaited))
-                continue
-            submitted.append(job)
-        for job in submitted:
-            try:
-                done = mars.next_poke_result()
-            except PokeBail as e:
-                self._post(m.WorkRefused(str(e), job.awaited))
-                continue
-            record = self._pier_log().get(done.eve)
-            if record is None:
-                raise SerfError(f"the worker answered event {done.eve} but its log does not hold it")
-            self._post(m.WorkDone(done.eve, record, effects_of(done.effects), job.awaited))
+            self._post(m.WorkRefused("the runtime's state is not the committed log's", job.awaited))
+        return False
+
+    def _submit(self, job: Job) -> None:
+        _, wire, card = split_event(job.noun)  # the worker stamps the time itself
+        self._worker().submit_poke((wire, card))
+
+    def _result(self) -> tuple[int, bytes, list[Noun]]:
+        """The next poke's event, its record as the worker logged it (final @da, or the %crud that
+        replaced it), and its effects."""
+        done = self._worker().next_poke_result()
+        record = self._pier_log().get(done.eve)
+        if record is None:
+            raise SerfError(f"the worker answered event {done.eve} but its log does not hold it")
+        return done.eve, record, done.effects
+
+    def _worker(self) -> Mars:
+        if not isinstance(self._serf, Mars):
+            raise SerfError("no worker is running")
+        return self._serf
 
     def _snapshot(self) -> None:
         """Snapshot at a committed event only. A master's worker saves when it holds nothing uncommitted;

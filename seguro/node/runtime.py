@@ -25,7 +25,7 @@ from seguro.node.effects import effects_of
 from seguro.node.eventlog import EventLog
 from seguro.urbit.noun import Noun
 from seguro.urbit.record import Record, decode_record, encode_record, event_da, later_than
-from seguro.urbit.serf import PeekBail, PlayBail, Serf, SerfBail, SerfError, WorkBail, default_argv
+from seguro.urbit.serf import PeekBail, PlayBail, Serf, SerfBail, SerfError, default_argv
 
 log = logging.getLogger(__name__)
 
@@ -387,21 +387,36 @@ class RuntimeWorker:
 
     def _run_pipelined(self, first: Job) -> None:
         """Submit `first` and whatever run requests are already queued, then collect results in order."""
-        serf = self._live_serf()
+        jobs = self._gather(first)
+        if not self._ready_for(jobs):
+            return
         submitted: list[Job] = []
-        for job in self._gather(first):
+        for job in jobs:
             try:
-                noun, self._last_da = later_than(job.noun, self._last_da)
-                serf.submit_work(noun)
+                self._submit(job)
             except ValueError as e:  # not [@da ovum]: refuse the job, keep the runtime
                 self._post(m.WorkRefused(f"malformed job: {e}", job.awaited))
                 continue
             submitted.append(job)
         for job in submitted:
             try:
-                done = serf.next_work_result()
-            except WorkBail as e:
+                eve, record, effects = self._result()
+            except SerfBail as e:  # %work %bail (protocol 1), %poke %.n (protocol 2): nothing logged
                 self._post(m.WorkRefused(str(e), job.awaited))
                 continue
-            record = encode_record(done.mug, done.job)
-            self._post(m.WorkDone(done.eve, record, effects_of(done.effects), job.awaited))
+            self._post(m.WorkDone(eve, record, effects_of(effects), job.awaited))
+
+    def _ready_for(self, jobs: list[Job]) -> bool:
+        """Whether a runtime can take `jobs` now (SerfError when none is running)."""
+        self._live_serf()
+        return True
+
+    def _submit(self, job: Job) -> None:
+        """Send one job; ValueError (a RecordError) when it is not [@da ovum]. Time never goes back."""
+        noun, self._last_da = later_than(job.noun, self._last_da)
+        self._live_serf().submit_work(noun)
+
+    def _result(self) -> tuple[int, bytes, list[Noun]]:
+        """The oldest submitted job's event, the record to log (a %swap logs its replacement), effects."""
+        done = self._live_serf().next_work_result()
+        return done.eve, encode_record(done.mug, done.job), done.effects

@@ -12,7 +12,6 @@ or a %crud that crashes too, answers `[%poke %.n goofs]` and logs nothing. `[%sy
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -35,7 +34,7 @@ from seguro.urbit.ship.kernel import (
     plan,
     save_snapshot,
 )
-from seguro.urbit.ship.worker import Serf
+from seguro.urbit.ship.worker import Serf, answer_writs, protocol_fds, sender
 
 log = logging.getLogger(__name__)
 
@@ -131,38 +130,22 @@ class Mars:
 
 def serve(pier: Path, max_frame_bytes: int = newt.MAX_FRAME_BYTES_DEFAULT, diverge_at: int = 0) -> int:
     """Replay, say %ripe, and answer writs on this process's stdin/stdout until %exit or EOF."""
-    inn_fd, out_fd = os.dup(0), os.dup(1)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(2, 1)  # a stray print cannot corrupt the stream
-    os.close(devnull)
+    inn_fd, out_fd = protocol_fds()
     try:
         events = PierLog(pier)
         kernel = load_snapshot(pier)
         kernel.diverge_at = diverge_at
-        mars = Mars(pier, kernel, events, lambda plea: newt.write_all(out_fd, newt.encode_noun(plea)))
+        mars = Mars(pier, kernel, events, sender(out_fd))
         mars.replay()
     except (Fatal, PierError) as exc:
         log.error("mars: %s", exc)
         return 1
-    mars.serf.send((cord("slog"), (0, (cord("leaf"), tape(f"replayed to event {kernel.eve}")))))
-    mars.serf.send(mars.ripe())
-    with os.fdopen(inn_fd, "rb", buffering=1 << 16) as stream:
-        while True:
-            try:
-                payload = newt.read_frame(stream, max_frame_bytes)
-                if payload is None:
-                    log.error("mars: king closed the pipe")
-                    return 1
-                plea = mars.writ(newt.decode_noun(payload))
-            except ExitRequested as req:
-                events.close()
-                return req.code
-            except (Fatal, PierError, newt.NewtError, ValueError, TypeError) as exc:
-                log.error("mars: bad writ: %s", exc)
-                return 1
-            if plea is not None:
-                mars.serf.send(plea)
+    try:
+        mars.serf.send((cord("slog"), (0, (cord("leaf"), tape(f"replayed to event {kernel.eve}")))))
+        mars.serf.send(mars.ripe())
+        return answer_writs(inn_fd, mars.writ, mars.serf.send, max_frame_bytes, "mars")
+    finally:
+        events.close()
 
 
 def run(pier: Path, max_frame_bytes: int, log_level: str, diverge_at: int) -> int:

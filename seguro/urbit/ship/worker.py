@@ -143,17 +143,44 @@ class Serf:
         return (cord("swap"), (k.eve, (k.mug(), (new_job, from_list(step.effects)))))
 
 
-def serve(pier: Path, max_frame_bytes: int = newt.MAX_FRAME_BYTES_DEFAULT, diverge_at: int = 0) -> int:
-    """Run the serf on this process's stdin/stdout until %exit or EOF; returns the exit code.
-
-    Like vere's serf, the protocol fds are duplicated and fd 1 is pointed at stderr, so a stray print
-    cannot corrupt the stream.
-    """
+def protocol_fds() -> tuple[int, int]:
+    """Like vere's serf: the protocol fds are duplicated and fd 1 is pointed at stderr, so a stray print
+    cannot corrupt the stream. Returns (in, out)."""
     inn_fd, out_fd = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(2, 1)
     os.close(devnull)
+    return inn_fd, out_fd
+
+
+def sender(out_fd: int) -> Callable[[Noun], None]:
+    return lambda plea: newt.write_all(out_fd, newt.encode_noun(plea))
+
+
+def answer_writs(inn_fd: int, writ: Callable[[Noun], Noun | None], send: Callable[[Noun], None],
+                 max_frame_bytes: int, name: str) -> int:  # fmt: skip
+    """One writ in, one plea (or nothing) out, until %exit (its code) or EOF or a bad writ (1)."""
+    with os.fdopen(inn_fd, "rb", buffering=1 << 16) as stream:
+        while True:
+            try:
+                payload = newt.read_frame(stream, max_frame_bytes)
+                if payload is None:
+                    log.error("%s: pier unexpectedly shut down", name)  # vere's words for a closed pipe
+                    return 1
+                plea = writ(newt.decode_noun(payload))
+            except ExitRequested as req:
+                return req.code
+            except (Fatal, newt.NewtError, ValueError, TypeError) as exc:  # a PierError is a ValueError
+                log.error("%s: bad writ: %s", name, exc)
+                return 1
+            if plea is not None:
+                send(plea)
+
+
+def serve(pier: Path, max_frame_bytes: int = newt.MAX_FRAME_BYTES_DEFAULT, diverge_at: int = 0) -> int:
+    """Run the serf on this process's stdin/stdout until %exit or EOF; returns the exit code."""
+    inn_fd, out_fd = protocol_fds()
     pier.mkdir(parents=True, exist_ok=True)
     try:
         kernel = load_snapshot(pier)
@@ -161,23 +188,9 @@ def serve(pier: Path, max_frame_bytes: int = newt.MAX_FRAME_BYTES_DEFAULT, diver
         log.error("serf: %s", exc)
         return 1
     kernel.diverge_at = diverge_at
-    serf = Serf(pier, kernel, lambda plea: newt.write_all(out_fd, newt.encode_noun(plea)))
+    serf = Serf(pier, kernel, sender(out_fd))
     serf.send(serf.ripe())
-    with os.fdopen(inn_fd, "rb", buffering=1 << 16) as stream:
-        while True:
-            try:
-                payload = newt.read_frame(stream, max_frame_bytes)
-                if payload is None:
-                    log.error("serf: pier unexpectedly shut down")
-                    return 1
-                plea = serf.writ(newt.decode_noun(payload))
-            except ExitRequested as req:
-                return req.code
-            except (Fatal, newt.NewtError, ValueError, TypeError) as exc:
-                log.error("serf: bad writ: %s", exc)
-                return 1
-            if plea is not None:
-                serf.send(plea)
+    return answer_writs(inn_fd, serf.writ, serf.send, max_frame_bytes, "serf")
 
 
 def run(
