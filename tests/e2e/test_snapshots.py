@@ -46,6 +46,7 @@ def test_a_wiped_replica_rejoins_from_a_peers_snapshot_and_a_short_tail(tmp_path
         came_back = rows()[victim["id"]]
         started = came_back["bootstrapped"]
         assert started is not None, "the wiped replica replayed from event 1"
+        print(f"{runtime}: rejoined from {started}, head {came_back['durable_event']}")
         assert started["event"] >= SNAPSHOT_EVERY and started["peer"] != victim["id"]
         assert started["format"] == "ship" and started["size_bytes"] > 0
         last = cluster.logs_agree()
