@@ -41,7 +41,7 @@ def test_a_wiped_replica_rejoins_from_a_peers_snapshot_and_a_short_tail(tmp_path
         shutil.rmtree(victim["data"])  # the disk is gone: log, pier, snapshots
         pump(cluster, 1700, timeout_s=60)
         local.restart_node(cluster.workdir, victim["id"])
-        pump(cluster, 2000, timeout_s=60)
+        pump(cluster, 2000 + 2 * SNAPSHOT_EVERY, timeout_s=60)  # enough of a tail for a snapshot of its own
         wait_until("replicas to converge", cluster.converged, 90, every_s=0.5)
         came_back = rows()[victim["id"]]
         started = came_back["bootstrapped"]
