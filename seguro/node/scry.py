@@ -7,17 +7,24 @@ runtime runs ahead of the log, and an answer drawn from an event that a fence th
 value the ship never bound. It then leaves through the emitter's gate, after one last look at the
 self-fencing deadline, so a fenced master never answers.
 
-Where the answer goes: vere routes it by its own lookup of the requester (_ames_try_send: a galaxy's lane,
-else the lanes of a peek of /peers/<ship>/forward-lane). We answer a direct (non-relayed) request to the
-datagram's source address instead, which is where a direct requester sent it from (the load balancer must
-keep source addresses, as it must for Ames anyway). A relayed request's source is the relay, not the
-requester, so relayed requests are dropped (counted "relayed"), as are mesa peeks (vere answers those by
-packing pages into Merkle-proved leaf packets, which we do not do yet: "mesa peek").
+Where the answer goes: vere routes a fine answer by its own lookup of the requester (_ames_try_send: a
+galaxy's lane, else the lanes of a peek of /peers/<ship>/forward-lane). We answer a direct (non-relayed)
+request to the datagram's source address instead, which is where a direct requester sent it from (the load
+balancer must keep source addresses, as it must for Ames anyway). A relayed request's source is the relay,
+not the requester, so relayed requests are dropped (counted "relayed").
+
+Mesa (directed messaging) peeks are answered as vere answers them (seguro.urbit.mesa_answer; vere's
+_mesa_hear_peek -> _mesa_page_scry_jumbo_cb -> _mesa_send_piece): one page packet, to the address the
+peek came from (as vere sends it), built from the jumbo frame the peek of the runtime gives. We keep no
+frame cache: every peek peeks.
 
 Counted in status (`counts`): "answered", and why a request went unanswered: "not master", "relayed",
-"mesa peek", "busy" (too many requests pending), "no runtime" (none running or it restarted), "bail" (the
-scry crashed), "runtime failed", "empty" (nothing bound at the path), "no fragment" (a fragment the page
-does not hold), "uncommitted" (what the runtime saw did not commit in time), "fenced" (at the gate).
+"busy" (too many requests pending), "no runtime" (none running or it restarted), "bail" (the scry
+crashed), "runtime failed", "empty" (nothing bound at the path), "no fragment" (a fragment the page does
+not hold), "uncommitted" (what the runtime saw did not commit in time), "fenced" (at the gate). Mesa
+peeks are counted apart, the same words after "mesa " ("mesa answered", "mesa empty", ...), plus "mesa
+misshapen" (a frame vere could not use) and "mesa too large" (an answer past PACT_SIZE). A scry verdict
+holding neither request is counted "unknown request".
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from seguro.core.clock import Clock
-from seguro.urbit import fine
+from seguro.urbit import fine, mesa, mesa_answer
 from seguro.urbit.ames_filter import Verdict, stun_response
 from seguro.urbit.noun import Noun
 from seguro.urbit.serf import PeekBail
@@ -81,6 +88,7 @@ class ScryAnswers:
         only (every replica hears it), through the same gate."""
         epoch = self._serving_epoch()
         wail = verdict.request
+        label = "mesa " if isinstance(wail, mesa.Pact) else ""
         if verdict.action == "stun":
             if not epoch:
                 self._count("stun: not master")
@@ -88,11 +96,11 @@ class ScryAnswers:
                 payload = stun_response(wail, *lane)  # type: ignore[arg-type]
                 self._done.put(_Answer(epoch, 0, payload, lane, self._clock.now_s(), label="stun: "))
             return
-        if not epoch:
-            self._count("not master")
-        elif not isinstance(wail, fine.Wail):
-            self._count("mesa peek")
-        elif wail.head.rel:
+        if not isinstance(wail, fine.Wail | mesa.Pact):
+            self._count("unknown request")
+        elif not epoch:
+            self._count(label + "not master")
+        elif isinstance(wail, fine.Wail) and wail.head.rel:
             self._count("relayed")
         elif self._reserve():
             self._runtime.peek(verdict.sam).add_done_callback(lambda f: self._peeked(f, wail, lane, epoch))
@@ -105,8 +113,9 @@ class ScryAnswers:
             self._pending += 1
             return True
 
-    def _peeked(self, future: Future, wail: fine.Wail, lane: Address, epoch: int) -> None:
+    def _peeked(self, future: Future, request: fine.Wail | mesa.Pact, lane: Address, epoch: int) -> None:
         """The runtime answered (on its thread): build the datagram, for `flush` to send."""
+        label = "mesa " if isinstance(request, mesa.Pact) else ""
         try:
             unit = future.result()
         except PeekBail:
@@ -115,11 +124,19 @@ class ScryAnswers:
             unit, why = None, "runtime failed"
         else:
             why = "no runtime" if unit is None else "empty" if unit == 0 else "no fragment"
-        payload = fine.answer(wail, unit) if unit else None
+        payload = None
+        if unit and isinstance(request, fine.Wail):
+            payload = fine.answer(request, unit)
+        elif unit:
+            try:
+                payload = mesa_answer.answer(request, unit)
+            except mesa_answer.Unanswered as e:
+                why = str(e)
         if payload is None:
-            self._count(why, done=True)
+            self._count(label + why, done=True)
             return
-        self._done.put(_Answer(epoch, getattr(future, "eve", 0), payload, lane, self._clock.now_s()))
+        eve = getattr(future, "eve", 0)
+        self._done.put(_Answer(epoch, eve, payload, lane, self._clock.now_s(), label=label))
 
     def flush(self, committed: int, deadline_s: float, gate: Gate) -> None:
         """On the driver thread: send the answers whose events are committed, while still master in the
@@ -134,12 +151,12 @@ class ScryAnswers:
         epoch, now_s, keep = self._serving_epoch(), self._clock.now_s(), []
         for answer in self._held:
             if answer.epoch != epoch:
-                self._count("not master", done=True)
+                self._count(answer.label + "not master", done=True)
             elif answer.eve > committed:
                 if now_s - answer.at_s < HOLD_S:
                     keep.append(answer)
                 else:
-                    self._count("uncommitted", done=True)
+                    self._count(answer.label + "uncommitted", done=True)
             else:
                 sent = gate(answer.payload, answer.lane, deadline_s)
                 self._count(answer.label + ("answered" if sent else "fenced"), done=True)

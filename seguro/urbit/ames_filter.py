@@ -125,9 +125,9 @@ def mesa_peek_sam(pact: mesa.Pact, our: int) -> Noun:
     """The peek of _mesa_hear_peek: u3_pier_peek with gang ~ and `[%.n %beam %ax bem]`, bem =
     `[[our %$ [%ud 1]] sky]`, sky from _name_to_jumbo_scry: /mess/<rif>/pact/31/etch/data/0/<path>
     (numbers as @ud text, _dire_etch_ud; the path split by _mesa_encode_path).
-    Answering it is not done here: vere packs the page into leaf packets with Merkle proofs and its
-    jumbo-frame cache (_mesa_page_scry_jumbo_cb, _mesa_send_piece). No keys are needed for that: Arvo's
-    page carries its own signature or hmac."""
+    The answer is built from the peek's result by seguro.urbit.mesa_answer (_mesa_page_scry_jumbo_cb,
+    _mesa_send_piece). No keys are needed for that: Arvo's frame carries its own signature or hmac, its
+    LSS proof and hash pairs."""
     tail = (cord("etch"), (cord("data"), (fine.scot_ud(0), mesa.encode_path(pact.name.path))))
     sky = (cord("mess"), (fine.scot_ud(pact.name.rif), (cord("pact"), (fine.scot_ud(31), tail))))
     bem = ((our, (0, (cord("ud"), 1))), sky)

@@ -33,6 +33,8 @@ MESA_COOKIE = 0x67E00200  # mesa/mesa.h
 PACT_SIZE = 1472  # mesa/mesa.h; v4.5's _mesa_hear drops anything larger
 PAGE, PEEK, POKE = 1, 2, 3  # mesa/mesa.h, u3_mesa_ptag (0 is PACT_RESV)
 HOP_NONE, HOP_SHORT = 0, 1  # mesa/mesa.h, u3_mesa_hop_type
+AUTH_SIGN, AUTH_NONE, AUTH_HMAC, AUTH_PAIR = 0, 1, 2, 3  # mesa/mesa.h, u3_mesa_auth_type
+AUTH_SIZE = {AUTH_SIGN: 64, AUTH_NONE: 0, AUTH_HMAC: 16, AUTH_PAIR: 64}  # signature, -, hmac, two hashes
 
 
 class MesaSiftError(AmesError):
@@ -117,7 +119,8 @@ class Name:
 
 @dataclass(frozen=True)
 class Pact:
-    """A sifted mesa packet: its head, its name (and a poke's payload name) and its data's total size."""
+    """A sifted mesa packet: its head, its name (and a poke's payload name) and, for a page or a poke,
+    its data (u3_mesa_data): the message's total size, the auth (type and bytes) and the fragment."""
 
     typ: int
     hop: int
@@ -125,6 +128,8 @@ class Pact:
     name: Name
     payload: Name | None = None
     tob: int = 0  # total bytes of the message a page or poke carries a fragment of
+    auth: tuple[int, bytes] = (AUTH_NONE, b"")
+    data: bytes = b""
 
 
 class _Sifter:
@@ -174,29 +179,32 @@ def sift_pact(data: bytes) -> Pact:
     if int.from_bytes(data[4:8], "little") != MESA_COOKIE:
         raise MesaSiftError("bad cookie")
     sif = _Sifter(data[8:])
-    name, payload, tob = _sift_body(sif, typ, nex)
+    name, payload, (tob, auth, fragment) = _sift_body(sif, typ, nex)
     if mug_bytes(data[8 : 8 + sif.pos]) & 0xFFFFF != mug:  # _mesa_sift_pact, before trailing bytes
         raise MesaSiftError("bad mug")
     if sif.pos != len(sif.data):
         raise MesaSiftError("trailing bytes")
-    return Pact(typ, hop, nex, name, payload, tob)
+    return Pact(typ, hop, nex, name, payload, tob, auth, fragment)
 
 
-def _sift_body(sif: _Sifter, typ: int, nex: int) -> tuple[Name, Name | None, int]:
+_Data = tuple[int, tuple[int, bytes], bytes]
+
+
+def _sift_body(sif: _Sifter, typ: int, nex: int) -> tuple[Name, Name | None, _Data]:
     """_mesa_sift_peek_pact / _page_pact / _poke_pact. Type 0 (PACT_RESV) has no body in vere, whose
     _mesa_hear then treats it as a poke of uninitialised fields; we refuse it."""
     if typ == PEEK:
-        return _sift_name(sif), None, 0
+        return _sift_name(sif), None, (0, (AUTH_NONE, b""), b"")
     if typ == POKE:
         name, payload = _sift_name(sif), _sift_name(sif)
         return name, payload, _sift_data(sif)
     if typ == PAGE:
-        name, tob = _sift_name(sif), _sift_data(sif)
+        name, data = _sift_name(sif), _sift_data(sif)
         if nex == HOP_SHORT:
             sif.take(6)
         elif nex != HOP_NONE:
             raise MesaSiftError(f"mesa: sift invalid hop {'long' if nex == 2 else 'many'}")
-        return name, None, tob
+        return name, None, data
     raise MesaSiftError("reserved packet type")
 
 
@@ -215,18 +223,18 @@ def _sift_name(sif: _Sifter) -> Name:
     return Name(her, rif, boq, bool(nit), bool(tau), fra, path)
 
 
-def _sift_data(sif: _Sifter) -> int:
-    """_mesa_sift_data; returns the message's total bytes (tob). Meta: tob-len 2, auth 1, auth-value 1,
+def _sift_data(sif: _Sifter) -> _Data:
+    """_mesa_sift_data: (tob, (auth type, auth bytes), fragment). Meta: tob-len 2, auth 1, auth-value 1,
     unused 2, fragment-len 2 bits; auth is a 64-byte signature, a 16-byte hmac, nothing, or two hashes."""
     meta = sif.bits()
     bot, aut, auv, men = meta & 3, (meta >> 2) & 1, (meta >> 3) & 1, meta >> 6
     tob = sif.var(1 << bot)
-    sif.take({(1, 1): 64, (1, 0): 16, (0, 1): 0, (0, 0): 64}[(aut, auv)])
+    typ = {(1, 1): AUTH_SIGN, (1, 0): AUTH_HMAC, (0, 1): AUTH_NONE, (0, 0): AUTH_PAIR}[(aut, auv)]
+    auth = sif.take(AUTH_SIZE[typ])
     nel = sif.byte() if men == 3 else men
     if nel > 4:
         raise MesaSiftError("var_word too long")
-    sif.take(sif.var(nel))
-    return tob
+    return tob, (typ, auth), sif.take(sif.var(nel))
 
 
 def num_leaves(tob: int) -> int:

@@ -1,6 +1,6 @@
-"""End to end: a remote-scry ("fine") request sent to every replica, as the load balancer sends it, is
-answered once, by the master, from a peek of its runtime: never by an event. A master SIGSTOPped past its
-lease does not answer the request it finds when it wakes; the new master does."""
+"""End to end: a remote-scry ("fine") request and a mesa peek sent to every replica, as the load balancer
+sends them, are answered once, by the master, from a peek of its runtime: never by an event. A master
+SIGSTOPped past its lease does not answer the request it finds when it wakes; the new master does."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ import pytest
 
 from seguro.node.config import parse_hostport
 from seguro.ops.admin import status_rows
-from seguro.urbit import fine
+from seguro.urbit import fine, mesa, mesa_answer
 from seguro.urbit.ames_filter import classify
 from seguro.urbit.ship import scry
 from seguro.urbit.ship.kernel import Kernel
 from tests.e2e.helpers import TTL_S, Cluster, wait_until
-from tests.urbit.test_ames_filter import ames_packet, wail_body
+from tests.urbit.test_ames_filter import ames_packet, mesa_name, mesa_packet, wail_body
 
 pytestmark = pytest.mark.e2e
 ZOD, THEM = 0, 0x0200  # the ship (~zod) and a star asking it
@@ -64,6 +64,24 @@ def test_the_master_answers_a_scry_from_a_peek_and_a_fenced_one_does_not(tmp_pat
             )
 
         wait_until("the answer counted in status", counted, timeout_s=5)
+
+        # a mesa peek of fragment 1 of a three-leaf message: its leaf, as vere sends it, from the master
+        mesa_peek = mesa_packet(mesa.PEEK, mesa_name(ZOD, b"big/3.000", 1))
+        peeked = classify(mesa_peek, ZOD)
+        page = mesa_answer.answer(peeked.request, scry.peek_mesa(Kernel(who="~zod"), peeked.sam))  # type: ignore[arg-type]
+        for address in udp.values():
+            sock.sendto(mesa_peek, address)
+        heard = listen(sock, 2.0)
+        assert heard == [(page, udp[old["id"]])], heard
+        assert cluster.head() == head, "a mesa peek became an event"
+
+        def mesa_counted() -> bool:
+            now = rows()
+            return now[old["id"]]["scry"].get("mesa answered") == 1 and all(
+                now[n]["scry"].get("mesa not master") == 1 for n in udp if n != old["id"]
+            )
+
+        wait_until("the mesa answer counted in status", mesa_counted, timeout_s=5)
 
         pid = cluster.node(old["id"])["pid"]
         os.kill(pid, signal.SIGSTOP)

@@ -16,7 +16,7 @@ import pytest
 from seguro.core import messages as m
 from seguro.node.runtime import Job, Peek, RuntimeWorker
 from seguro.node.scry import HOLD_S, ScryAnswers
-from seguro.urbit import fine
+from seguro.urbit import fine, mesa, mesa_answer
 from seguro.urbit.ames import datagram_event
 from seguro.urbit.ames_filter import Verdict, classify
 from seguro.urbit.noun import cord, from_list
@@ -26,7 +26,7 @@ from seguro.urbit.ship.kernel import Kernel
 from tests.node.test_mars_runtime import boot_log
 from tests.node.test_mars_runtime import runtime as mars_runtime
 from tests.node.test_runtime import WALL_S, make_log, next_event
-from tests.urbit.test_ames_filter import ames_packet, wail_body
+from tests.urbit.test_ames_filter import ames_packet, mesa_name, mesa_packet, wail_body
 
 ZOD, THEM = 0, 0x0200
 WAIT_S = 30.0
@@ -172,7 +172,7 @@ def test_the_master_answers_once_committed_through_the_gate_and_counts_the_rest(
                           (second, beyond)]:  # fmt: skip
         answers.hear(asked, lane)
         answer_with(runtime.asked[-1], result)
-    answers.hear(Verdict("scry", form="mesa", sam=0, request=object()), lane)
+    answers.hear(Verdict("scry", form="mesa", sam=0, request=object()), lane)  # neither fine nor mesa
     answers.hear(verdict, lane)
     open_gate[0] = False
     answer_with(runtime.asked[-1], unit)
@@ -190,7 +190,7 @@ def test_the_master_answers_once_committed_through_the_gate_and_counts_the_rest(
     assert len(runtime.asked) == 9 and len(sent) == 1
     assert answers.counts() == {
         "answered": 1, "empty": 1, "no runtime": 1, "bail": 1, "runtime failed": 1, "no fragment": 1,
-        "mesa peek": 1, "fenced": 1, "uncommitted": 1, "not master": 2,
+        "unknown request": 1, "fenced": 1, "uncommitted": 1, "not master": 2,
     }  # fmt: skip
 
 
@@ -224,3 +224,46 @@ def test_only_the_master_answers_a_stun_request_and_through_the_gate() -> None:
     answers.flush(0, 50.0, lambda payload, to, _: sent.append((payload, to)) or True)
     assert len(sent) == 1 and sent[0][1] == lane and is_stun_response(sent[0][0], tid)
     assert answers.counts() == {"answered": 0, "stun: not master": 1, "stun: answered": 1}
+
+
+def mesa_request(path: bytes, fra: int = 0) -> Verdict:
+    verdict = classify(mesa_packet(mesa.PEEK, mesa_name(ZOD, path, fra)), ZOD)
+    assert verdict.action == "scry" and isinstance(verdict.request, mesa.Pact)
+    return verdict
+
+
+def test_the_master_answers_a_mesa_peek_like_a_fine_one() -> None:
+    """A mesa peek is peeked, held until what the runtime saw is committed, sent through the gate to the
+    address it came from (vere's _mesa_hear_peek answers lan_u), and counted apart: "mesa ..."."""
+    runtime, clock, epoch = FakeRuntime(), Clock(), [3]
+    answers = ScryAnswers(runtime, lambda: epoch[0], clock)
+    sent: list[tuple[bytes, tuple[str, int]]] = []
+
+    def gate(payload: bytes, lane: tuple[str, int], deadline_s: float) -> bool:
+        sent.append((payload, lane))
+        return True
+
+    kernel, lane = Kernel(who="~zod"), ("10.0.0.9", 4000)
+    verdict = mesa_request(b"big/3.000", 1)
+    unit = scry.peek_mesa(kernel, verdict.sam)
+    want = mesa_answer.answer(verdict.request, unit)  # type: ignore[arg-type]
+    answers.hear(verdict, lane)
+    answer_with(runtime.asked[-1], unit, eve=9)
+    answers.flush(8, 50.0, gate)
+    assert sent == []  # event 9 is run-ahead: held
+    answers.flush(9, 50.0, gate)
+    assert sent == [(want, lane)]
+    page = mesa.sift_pact(want)
+    assert (page.typ, page.name.fra, page.tob, page.auth[0]) == (mesa.PAGE, 1, 3000, mesa.AUTH_NONE)
+    beyond = mesa_request(b"big/3.000", 3)  # three leaves: 0, 1, 2
+    for asked, result in [(verdict, 0), (verdict, PeekBail(0)), (beyond, scry.peek_mesa(kernel, beyond.sam)),
+                          (verdict, (0, (cord("noun"), 5)))]:  # fmt: skip
+        answers.hear(asked, lane)
+        answer_with(runtime.asked[-1], result)
+    epoch[0] = 0
+    answers.hear(verdict, lane)  # a follower: no peek
+    assert len(runtime.asked) == 5 and len(sent) == 1
+    assert answers.counts() == {
+        "answered": 0, "mesa answered": 1, "mesa empty": 1, "mesa bail": 1, "mesa no fragment": 1,
+        "mesa misshapen": 1, "mesa not master": 1,
+    }  # fmt: skip

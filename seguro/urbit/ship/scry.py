@@ -15,6 +15,19 @@ whose first segment is `crash` crashes the scry (%peek %bail).
 The signature is NOT a signature: Arvo signs each fragment with the ship's networking key (ed25519); the
 reference ship has no keys, so its "signature" is a 64-byte hash of the path, fragment number and data.
 A requester that checks signatures rejects it; it is enough to build and compare datagrams.
+
+Mesa (directed messaging) peeks, `[gang %.n %beam %ax [[our %$ [%ud 1]] sky]]` with sky
+/mess/<rift>/pact/31/etch/data/0/<path> (seguro.urbit.ames_filter.mesa_peek_sam), get the message bound
+at <path> as one jumbo frame, in the shape vere reads (seguro.urbit.mesa_answer.frame_of):
+`[~ %noun [pac pas pof]]`: `pac` the page packet of the whole message (name: our ship, the rift, bloq
+31, fragment 0, the path; data: the message), `pas` one 64-byte LSS hash pair per 1 KiB leaf (zero where
+the leaf has none), `pof` the message's LSS proof when it has more than one leaf (seguro.urbit.lss,
+real BLAKE3 hashes). Same message and hooks as fine, plus `/big/<n>/...`: the message repeated to n
+bytes (a last zero byte made 1: `pac` is an atom, which cannot end in zero bytes), for multi-leaf
+tests. The page's signature is NOT one either (Arvo signs the LSS root with the networking key): it is
+a 64-byte BLAKE2b hash of the path and the root. The reference ship keeps no rift: it answers at any
+rift (Arvo answers ~ at another rift than its own), and checks `our` only when its name is a galaxy's
+(it has no @p parser for others).
 """
 
 from __future__ import annotations
@@ -22,11 +35,16 @@ from __future__ import annotations
 import hashlib
 import re
 
+from seguro.urbit import lss
+from seguro.urbit.ames import galaxy_name
 from seguro.urbit.fine import FINE_FRAG, SIG_SIZE
+from seguro.urbit.mesa import AUTH_SIGN, Name
+from seguro.urbit.mesa_answer import etch_page
 from seguro.urbit.noun import Noun, cord, from_list, jam, to_list, uncord
 from seguro.urbit.ship.kernel import Crash, Kernel, goof
 
 HUNK = [cord("fine"), cord("hunk")]
+JUMBO = [cord(s) for s in ("pact", "31", "etch", "data", "0")]  # after /mess/<rift>
 _UD = re.compile(r"\d{1,3}(?:\.\d{3})*")
 
 
@@ -82,3 +100,41 @@ def _slav_ud(atom: Noun) -> int:
     if not _UD.fullmatch(text):
         raise Crash(goof("exit", f"fine: bad @ud {atom!r}"))
     return int(text.replace(".", ""))
+
+
+def peek_mesa(kernel: Kernel, sam: Noun) -> Noun | None:
+    """The unit Arvo gives for a mesa jumbo peek (None: `sam` is not one). Crash: the scry crashed."""
+    try:
+        _gang, (flag, (beam, (care, ((our, (desk, case)), sky)))) = sam  # type: ignore[misc]
+        items = to_list(sky)
+    except (TypeError, ValueError):
+        return None
+    if (flag, beam, care, desk, case) != (1, cord("beam"), cord("ax"), 0, (cord("ud"), 1)):
+        return None
+    if items[:1] != [cord("mess")] or items[2:7] != JUMBO:
+        return None
+    rif, key = _slav_ud(items[1]), items[7:]
+    name = kernel.who.lstrip("~")
+    if not isinstance(our, int) or (len(name) == 3 and (our > 255 or galaxy_name(our) != name)):
+        return 0  # not our namespace
+    if not key or key[0] == cord("none"):
+        return 0
+    if key[0] == cord("crash"):
+        raise Crash(goof("exit", "mesa: the scry asked to crash"))
+    mes = message(kernel, key)
+    if key[0] == cord("big") and len(key) > 1:
+        size = _slav_ud(key[1])
+        mes = (mes * (size // len(mes) + 1))[:size]
+        mes = mes[:-1] + b"\1" if mes.endswith(b"\0") else mes  # `pac` is an atom: no trailing zeros
+    return (0, (cord("noun"), jumbo_frame(our, rif, key, mes)))
+
+
+def jumbo_frame(our: int, rif: int, key: list[Noun], mes: bytes) -> Noun:
+    """`[pac pas pof]` for message `mes` bound at path `key` (see the module's docstring)."""
+    path = b"/".join(seg.to_bytes((seg.bit_length() + 7) // 8, "little") for seg in key)  # type: ignore[union-attr]
+    proof, pairs = lss.build(mes)
+    root = lss.proof_root(proof) if len(pairs) > 1 else lss.subtree_root(mes)
+    sig = hashlib.blake2b(path + root, digest_size=SIG_SIZE).digest()
+    pac = etch_page(Name(our, rif, 31, False, False, 0, path), len(mes), (AUTH_SIGN, sig), mes, cap=None)
+    pof = int.from_bytes(b"".join(proof), "little") if len(pairs) > 1 else 0
+    return (int.from_bytes(pac, "little"), (from_list(int.from_bytes(p, "little") for p in pairs), pof))

@@ -71,6 +71,7 @@ class Serf:
         sam = com[1]
         try:
             hunk = scry.peek_fine(self.kernel, sam)
+            hunk = scry.peek_mesa(self.kernel, sam) if hunk is None else hunk
         except Crash as crash:
             return (cord("peek"), (cord("bail"), crash.goof))
         if hunk is not None:
