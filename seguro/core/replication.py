@@ -439,6 +439,11 @@ class Replica:
         if self.role in (FOLLOWER, PROMOTING) and self.runtime_ready:
             ready.apply_to = self.durable
 
+    def released_through(self) -> int:
+        """The highest event whose effects may have left: committed, and held by `ack_replicas` followers.
+        Anything the ship says about its state after an event (a scry answer) waits for the same."""
+        return min(self.committed, self._gate.ack_floor(self.committed))
+
     def _on_Applied(self, ev: m.Applied, now_s: float, ready: m.Ready) -> None:
         if self.runtime_ready and self.role != MASTER:
             require(

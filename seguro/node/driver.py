@@ -244,7 +244,7 @@ class Node:
                     self._perform(self.core.tick(now_s))
                 if role == MASTER and self.core.role != MASTER:
                     self.behn.clear()  # a fenced node's timer must never wake its ship
-                self.scry.flush(self.core.committed, self.core.lease_deadline_s(), self.emitter.send)
+                self.scry.flush(self.core.released_through(), self.core.lease_deadline_s(), self.emitter.send)
                 if now_s >= next_status_s or self.core.role != role:  # a role change is shown at once
                     next_status_s = now_s + STATUS_EVERY_S
                     self._publish_status(now_s)

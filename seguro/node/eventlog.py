@@ -181,10 +181,10 @@ class EventLog:
             self._write({k.encode(): json.dumps(v, sort_keys=True).encode() for k, v in values.items()})
             self._last = base
 
-    def chop(self, through: int) -> int:
+    def chop(self, through: int, mug: int | None = None) -> int:
         """Drop events up to `through`, which a kept snapshot stands for from now on (the log then begins
-        after it, as a chopped vere log does); returns how many records went. The base moves in the same
-        synced batch as the deletions."""
+        after it, as a chopped vere log does); returns how many records went. The base (and `mug`, the
+        state's mug at it, when known) moves in the same synced batch as the deletions."""
         self._require_writable()
         with self._lock:
             base = self._base()
@@ -195,6 +195,10 @@ class EventLog:
             for event in range(first, through + 1):
                 batch.delete(_u64(event))
             batch.put(b"base", json.dumps(through).encode(), self._meta_cf)
+            if mug is None:
+                batch.delete(b"base_mug", self._meta_cf)  # it was the mug at the old base
+            else:
+                batch.put(b"base_mug", json.dumps(mug).encode(), self._meta_cf)
             self._db.write(batch, self._write_options)
             return max(0, through - first + 1)
 

@@ -212,11 +212,20 @@ class MarsRuntime(RuntimeWorker):
         return ""
 
     def _ready_for(self, jobs: list[Job]) -> bool:
-        """The worker, started (it replays the committed log) on the first event to run."""
-        if isinstance(self._serf, Mars) or self._start_worker() is not None:
+        """The worker, started (it replays the committed log) on the first event to run. Every job
+        gathered hears why when it cannot start."""
+        if isinstance(self._serf, Mars):
             return True
+        try:
+            if self._start_worker() is not None:
+                return True
+            why = "the runtime's state is not the committed log's"
+        except Exception as e:
+            for job in jobs:
+                self._post(m.WorkRefused(f"the runtime did not start: {e}", job.awaited))
+            raise
         for job in jobs:
-            self._post(m.WorkRefused("the runtime's state is not the committed log's", job.awaited))
+            self._post(m.WorkRefused(why, job.awaited))
         return False
 
     def _submit(self, job: Job) -> None:

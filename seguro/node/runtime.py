@@ -225,8 +225,8 @@ class RuntimeWorker:
             future.set_result(None)
             return
         future.eve = runtime.eve
-        try:
-            future.set_result(runtime.peek(sam))
+        try:  # a scry may be long (a large page): like an event, it is bounded by liveness only
+            future.set_result(runtime.peek(sam, timeout_s=self._liveness_s))
         except PeekBail as bail:
             future.set_exception(bail)
         except BaseException as e:

@@ -59,7 +59,7 @@ def chop(data_dir: Path, etcd: str | None = None, ship: str | None = None) -> Ch
             raise ChopError(f"nothing to chop: the log already begins after event {base}, and the lowest "
                             f"snapshot every replica holds is at {through}")  # fmt: skip
         _restore_if_older(data_dir, manifest, through, meta.get("genesis", ""))
-        dropped = log.chop(through)
+        dropped = log.chop(through, manifest.mug if through == manifest.event else None)
     return Chopped(through, dropped, manifest.event, held)
 
 

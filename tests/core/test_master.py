@@ -68,6 +68,18 @@ def test_k_follower_acks_gate_effects() -> None:
     assert s.step(m.FollowerAck("c", 1)).release == [(1, ("fx",))]
 
 
+def test_scry_answers_wait_for_the_same_acks_as_effects() -> None:
+    """Found in review: scry answers left once their event was committed, before any follower held it."""
+    s = Script(ack_replicas=1)
+    s.become_master()
+    commit = s.run_event().commit
+    assert commit is not None
+    s.step(m.CommitDone(seq=commit.seq, ok=True))
+    assert (s.r.committed, s.r.released_through()) == (1, 0)
+    s.step(m.FollowerAck("b", 1))
+    assert s.r.released_through() == 1
+
+
 def test_a_follower_that_lost_its_disk_no_longer_counts_for_acks() -> None:
     s = Script(ack_replicas=1)
     s.become_master()

@@ -131,3 +131,21 @@ def test_the_piers_meta_is_the_imported_ships_or_the_reference_ships(tmp_path: P
     with EventLog(tmp_path / "b") as log:
         log.set_meta(pier={"version": 3, "who": 65536, "fake": False, "life": 2})
         assert (pier_meta(log).who, pier_meta(log).fake, pier_meta(log).life) == (65536, False, 2)
+
+
+def test_every_job_gathered_hears_why_when_the_worker_cannot_start(tmp_path: Path) -> None:
+    """Found in review: jobs gathered behind the first waited out their timeout when the worker died at
+    start; each now hears why at once, before the runtime's failure."""
+    log, events = boot_log(tmp_path / "data"), queue.Queue()  # type: ignore[var-annotated]
+    worker = MarsRuntime(log, events.put, pier=tmp_path / "data" / "pier", argv=["false"], timeout_s=5)
+    worker.start()
+    try:
+        assert isinstance(next_event(events, m.RuntimeReady), m.RuntimeReady)  # the pier is in step
+        for i in range(3):
+            worker.run(Job(datagram_event(WALL_S, "127.0.0.1", 4000, b"x %d" % i), 10))
+        seen = [events.get(timeout=30) for _ in range(4)]  # jobs queued after the failure: "lost"
+        assert sorted(type(e).__name__ for e in seen) == ["RuntimeFailed"] + ["WorkRefused"] * 3
+        assert "did not start" in seen[0].reason  # type: ignore[attr-defined]
+    finally:
+        worker.stop()
+        log.close()

@@ -206,6 +206,12 @@ def test_relayed_requests_and_floods_are_not_peeked() -> None:
         answers.hear(direct, ("10.0.0.9", 4000))
     assert len(runtime.asked) == 256
     assert answers.counts() == {"answered": 0, "relayed": 1, "busy": 44}
+    unit = scry.peek_fine(Kernel(who="~zod"), direct.sam)
+    for asked in runtime.asked:  # every peek answered and sent: the room comes back
+        answer_with(asked, unit)
+    answers.flush(9, 50.0, lambda *_: True)
+    answers.hear(direct, ("10.0.0.9", 4000))
+    assert len(runtime.asked) == 257 and answers.counts()["answered"] == 256
 
 
 def test_only_the_master_answers_a_stun_request_and_through_the_gate() -> None:

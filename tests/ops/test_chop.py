@@ -31,6 +31,20 @@ EVENTS, SNAPSHOT_AT = 800, 503  # the snapshot: boot, then 5 plays of 100
 META = Meta(3, 0, True, 1)
 
 
+def test_a_chop_replaces_the_mug_of_an_earlier_base(tmp_path: Path) -> None:
+    """Found in review: a bootstrapped replica (base B, the mug at B) chopped later kept B's mug for
+    its new base, and its next start was a false divergence."""
+    replica_with_snapshot(tmp_path / "data")
+    with EventLog(tmp_path / "data") as log:
+        log.chop(3, mug=12345)  # as if it had started from a snapshot at event 3
+        assert log.meta()["base_mug"] == 12345
+    chop(tmp_path / "data")
+    with EventLog(tmp_path / "data") as log:
+        assert log.meta()["base"] == SNAPSHOT_AT and log.meta()["base_mug"] != 12345
+        log.chop(SNAPSHOT_AT + 10)  # no mug known for this cut: none is checked
+        assert "base_mug" not in log.meta()
+
+
 def replica_with_snapshot(data: Path) -> list[tuple[int, bytes]]:
     """A stopped replica's data dir: a log of 3 + EVENTS events and a kept snapshot at SNAPSHOT_AT."""
     with make_log(data, EVENTS) as log:
@@ -53,6 +67,15 @@ def test_a_chopped_log_exports_with_its_snapshot_and_imports_back(tmp_path: Path
                                       "snapshot_event": SNAPSHOT_AT, "held_by_all": 0}  # fmt: skip
     with EventLog(tmp_path / "data") as log:
         assert (log.first_event(), log.last_event()) == (SNAPSHOT_AT + 1, EVENTS + 3)
+        kept = SnapshotStore(tmp_path / "data").newest("")
+        assert kept is not None and log.meta()["base_mug"] == kept[0].mug  # the state at the new base
+        events: queue.Queue[m.Event] = queue.Queue()
+        worker = RuntimeWorker(log, events.put, pier=tmp_path / "data" / "pier")
+        worker.start()
+        try:  # its own snapshot at the base, checked against that mug, then the tail
+            assert next_event(events, m.RuntimeReady).eve == EVENTS + 3  # type: ignore[attr-defined]
+        finally:
+            worker.stop()
     again = CliRunner().invoke(main, ["log", "chop", "--data", str(tmp_path / "data"), "--alone"])
     assert again.exit_code == 1 and "nothing to chop" in again.output
 
