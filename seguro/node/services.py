@@ -1,5 +1,6 @@
 """The node's gRPC services: Replication (Push from the master; Fetch and FetchSnapshot for a peer's
-catch-up) and Admin.
+catch-up) and Admin; beside them the standard gRPC health service (`grpc.health.v1.Health`, for
+grpc_health_probe and load balancers) and server reflection (for grpcurl).
 
 Push is lock-step: the master sends one message and waits for the follower's Ack before the next, which
 is the flow control (a slow follower slows only its own stream). The services reach the driver through
@@ -9,11 +10,14 @@ is the flow control (a slow follower slows only its own stream). The services re
 from __future__ import annotations
 
 import queue
+import weakref
 from collections.abc import Iterator
 from concurrent import futures
 from typing import Protocol
 
 import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 from seguro.core import messages as m
 from seguro.invariant import InvariantViolation
@@ -25,6 +29,9 @@ from seguro.proto.seguro.v1 import replication_pb2_grpc as rpc
 from seguro.urbit.record import decode_record
 
 ACK_TIMEOUT_S = 10.0
+# What the health service reports on: the whole server ("") and each of Seguro's services.
+SEGURO_SERVICES = tuple(service.full_name for service in pb.DESCRIPTOR.services_by_name.values())
+HEALTH_NAMES = (health.OVERALL_HEALTH, *SEGURO_SERVICES)
 
 
 class SnapshotSource(Protocol):
@@ -189,13 +196,37 @@ class AdminService(rpc.AdminServicer):
         return pb.PokeReply(accepted=not error, error=error, event=event)
 
 
+_health_of: weakref.WeakKeyDictionary[grpc.Server, health.HealthServicer] = weakref.WeakKeyDictionary()
+
+
 def serve(node: NodeHandle, address: str, max_message_bytes: int) -> tuple[grpc.Server, int]:
-    """Start the gRPC server on `address` (port 0: any free port); returns it and the bound port."""
+    """Start the gRPC server on `address` (port 0: any free port); returns it and the bound port. It serves
+    health (every name in `HEALTH_NAMES` SERVING from the start; `health_of(server)` is its servicer, for
+    `set_serving`) and reflection over Seguro's services, health and reflection itself."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=grpc_options(max_message_bytes))
     rpc.add_ReplicationServicer_to_server(ReplicationService(node), server)
     rpc.add_AdminServicer_to_server(AdminService(node), server)
+    health_servicer = health.HealthServicer()  # non-blocking Watch: a watcher holds no worker thread
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    set_serving(health_servicer, True)
+    _health_of[server] = health_servicer
+    reflected = (*SEGURO_SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(reflected, server)
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot bind the gRPC server to {address}")
     server.start()
     return server, port
+
+
+def health_of(server: grpc.Server) -> health.HealthServicer:
+    """The health servicer of a server that `serve` started."""
+    return _health_of[server]
+
+
+def set_serving(health_servicer: health.HealthServicer, serving: bool) -> None:
+    """Report the whole server and each Seguro service SERVING, or NOT_SERVING (a node that is stopping or
+    has halted); open Watch streams hear the change at once."""
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in HEALTH_NAMES:
+        health_servicer.set(name, status)

@@ -1,4 +1,5 @@
-"""The generated gRPC stubs under seguro/proto/ must match proto/ (regenerate with scripts/gen_proto.sh)."""
+"""The generated gRPC stubs under seguro/proto/, and the copy of the .proto shipped beside them in the wheel,
+must match proto/ (regenerate with scripts/gen_proto.sh)."""
 
 import filecmp
 import subprocess
@@ -15,7 +16,7 @@ def test_stubs_are_fresh(tmp_path: Path) -> None:
         env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"},
     )
     generated = ROOT / "seguro/proto/seguro/v1"
-    for name in ["replication_pb2.py", "replication_pb2.pyi", "replication_pb2_grpc.py"]:
+    for name in ["replication_pb2.py", "replication_pb2.pyi", "replication_pb2_grpc.py", "replication.proto"]:
         assert filecmp.cmp(tmp_path / "seguro/v1" / name, generated / name, shallow=False), (
             f"{name} is stale: run `bash scripts/gen_proto.sh`"
         )
