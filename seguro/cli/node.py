@@ -55,6 +55,8 @@ def group() -> None:
 @click.option("--nofailover/--failover", default=None, help="Never campaign for master (a witness).")
 @click.option("--failover-priority", type=int, help="Among replicas as far along, higher goes first.")
 @click.option("--snapshot-every", type=int, help="Committed events between runtime snapshots (default 5000).")
+@click.option("--http", help="HOST:PORT for GET /health, /primary, /replica and /metrics (default: none).")
+@click.option("--replica-max-lag", type=int, help="Events a follower may lag and still answer /replica 200.")
 @click.option(
     "--failover-grace",
     "failover_grace_s",
@@ -118,6 +120,7 @@ def serve_node(
             "id": cfg.node_id,
             "grpc": node.grpc_address,
             "udp": node.udp_address,
+            "http": node.http_address,
             "data": str(cfg.data_dir),
         }
         tmp = ready_file.with_suffix(".tmp")

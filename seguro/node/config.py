@@ -57,6 +57,8 @@ class NodeConfig:
     promotion_timeout_s: float = 300.0
     runtime_timeout_s: float = 30.0  # the runtime's answer to a control request (start, save, peek)
     runtime_liveness_s: float = 3600.0  # an event may run this long before the runtime counts as hung
+    http: str = ""  # HOST:PORT of /health, /primary, /replica and /metrics; empty: no HTTP endpoint
+    replica_max_lag: int = 1000  # /replica answers 200 only within this many events of the commit
 
     def __post_init__(self) -> None:
         for what, name in (("node_id", self.node_id), ("ship", self.ship)):
@@ -91,6 +93,10 @@ class NodeConfig:
             )
         if self.etcd_retain_bytes < 0:
             raise ConfigError(f"etcd_retain_bytes must be >= 0 (0: no bound), got {self.etcd_retain_bytes}")
+        if self.http:
+            parse_hostport("http", self.http)
+        if self.replica_max_lag < 0:
+            raise ConfigError(f"replica_max_lag must be >= 0, got {self.replica_max_lag}")
         if self.snapshot_every <= 0:
             raise ConfigError(f"snapshot_every must be > 0, got {self.snapshot_every}")
         if self.failover_priority < 0:
@@ -127,6 +133,10 @@ class NodeConfig:
     @property
     def udp_hostport(self) -> tuple[str, int]:
         return parse_hostport("udp", self.udp)
+
+    @property
+    def http_hostport(self) -> tuple[str, int]:
+        return parse_hostport("http", self.http)
 
     def advertised_grpc(self, bound_port: int) -> str:
         """The address published for other replicas: advertise_grpc (its port 0 meaning the bound port),

@@ -32,13 +32,15 @@ from seguro.node.etcd.schema import SPACE_HELP
 from seguro.node.etcd_tasks import EtcdTasks, quietly
 from seguro.node.eventlog import EventLog
 from seguro.node.galaxies import Galaxies
+from seguro.node.http import HttpEndpoint, Probe
 from seguro.node.log_only import NoRuntime, PierTail
 from seguro.node.mars_runtime import MarsRuntime, pier_meta
+from seguro.node.metrics import NodeMetrics
 from seguro.node.peer_fetch import PeerFetcher
 from seguro.node.push import PushStream, PushStreams
 from seguro.node.runtime import Job, RuntimeWorker
 from seguro.node.scry import ScryAnswers
-from seguro.node.services import serve
+from seguro.node.services import health_of, serve, set_serving
 from seguro.node.udp import Ingress, vere_filter
 from seguro.node.wire import Freshness, Identity
 from seguro.urbit import ames
@@ -69,8 +71,8 @@ class Node:
             self._check_ship()
             self._setup(cfg)
         except BaseException:  # a port in use, say: release what was taken, then report
-            for name in ("ingress", "coord", "_lease_coord"):
-                if hasattr(self, name):
+            for name in ("ingress", "http", "coord", "_lease_coord"):
+                if getattr(self, name, None) is not None:
                     getattr(self, name).close()
             self.eventlog.close()
             raise
@@ -117,8 +119,12 @@ class Node:
         self.peers = PushStreams(self.node_id, self.serves_epoch, self._start_push)
         peer_fetch = PeerFetcher(self.identity, self.coord.replicas, self.post, cfg.max_event_bytes)
         addresses = {"grpc": self.grpc_address, "udp": self.udp_address}
+        self.metrics = NodeMetrics(self.status)
         self.tasks = EtcdTasks(self.coord, self._lease_coord, self.clock, self.post, peer_fetch.fetch,
-                               self.node_id, cfg.lease_ttl_s, addresses)  # fmt: skip
+                               self.node_id, cfg.lease_ttl_s, addresses, self.metrics.committed)  # fmt: skip
+        self.http = None if not cfg.http else HttpEndpoint(cfg.http_hostport, self.probe, self.metrics.render,
+                                                           cfg.replica_max_lag, self.metrics.content_type)
+        self.http_address = self.http.address if self.http is not None else ""
         self.emitter = Emitter(self.ingress, self.behn, self.galaxies, self.clock)
         self.peer_refusals = 0
         self._registry: dict[str, dict] = {}
@@ -346,6 +352,12 @@ class Node:
         with self._lock:
             return dict(self._status)
 
+    def probe(self) -> Probe:
+        """What the HTTP endpoints decide on, read now (plain attribute reads of the core, as below)."""
+        core = self.core
+        return Probe(core.role, core.epoch, core.durable, core.committed, str(self._status.get("error", "")),
+                     self._stop.is_set())  # fmt: skip
+
     def serves_epoch(self, epoch: int) -> bool:
         """Whether this node is master at `epoch` (read from another thread: a plain attribute read)."""
         return self.core.role == MASTER and self.core.epoch == epoch
@@ -437,7 +449,10 @@ class Node:
     def _shutdown(self) -> None:
         """Stop taking events, give the key and lease back (a quick failover), then stop every reader of
         the log before closing it."""
+        set_serving(health_of(self._server), False)  # health checks: NOT_SERVING while resigning, and after
         self.ingress.close()
+        if self.http is not None:
+            self.http.close()
         self.behn.clear()
         if self._watch is not None:
             self._watch.cancel()

@@ -48,8 +48,10 @@ class EtcdTasks:
         node_id: str,
         lease_ttl_s: int,
         addresses: dict[str, str],
+        on_commit: Callable[[float, int, int, bool], None] | None = None,
     ) -> None:
         self._coord, self._lease, self._clock, self._post = coord, lease, clock, post
+        self._on_commit = on_commit  # (latency_s, events, bytes, ok) of every append, for metrics
         self._fetch_from_peers = fetch_from_peers
         self._node_id, self._ttl_s, self._addresses = node_id, lease_ttl_s, addresses
         self._resign_busy = threading.Event()
@@ -161,16 +163,24 @@ class EtcdTasks:
 
     def commit(self, commit: m.Commit) -> None:
         batch = commit.batch
+        started_s = self._clock.now_s()
         try:
             result = self._coord.append_records(batch.epoch, commit.expected_head, batch.records)
         except (CoordinationError, ValueError) as e:
+            self._observe(started_s, batch, ok=False)
             self._post(m.CommitDone(commit.seq, ok=False, fence_lost=isinstance(e, FenceLost), error=str(e)))
             return
+        self._observe(started_s, batch, ok=result.ok)
         self._post(
             m.CommitDone(
                 commit.seq, ok=result.ok, fence_lost=result.fence_lost, actual_head=result.head_event
             )
         )
+
+    def _observe(self, started_s: float, batch: m.Batch, ok: bool) -> None:
+        if self._on_commit is not None:
+            size = sum(len(r) for r in batch.records)
+            self._on_commit(self._clock.now_s() - started_s, len(batch.records), size, ok)
 
     def catch_up(self, first: int, epoch: int) -> None:
         """Read committed batches from etcd from `first`; what etcd trimmed comes from a peer's log."""

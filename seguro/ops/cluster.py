@@ -36,6 +36,7 @@ class NodeProc:
     udp: str
     data: str
     log: str
+    http: str = ""
 
 
 def node_command(node_id: str, ship: str, data: Path, etcd: str, ready: Path, extra: list[str]) -> list[str]:
@@ -64,7 +65,8 @@ def start_node(workdir: Path, node_id: str, ship: str, etcd: str, extra: list[st
             raise ClusterError(f"node {node_id} not listening after {READY_TIMEOUT_S} s; see {log_path}")
         time.sleep(0.05)
     info = json.loads(ready.read_text())
-    return NodeProc(node_id, proc.pid, info["grpc"], info["udp"], info["data"], str(log_path))
+    http = info.get("http", "")
+    return NodeProc(node_id, proc.pid, info["grpc"], info["udp"], info["data"], str(log_path), http)
 
 
 def up(
@@ -93,7 +95,7 @@ def up(
     try:
         if who is not None:
             state["genesis"] = create_ship(etcd.endpoints, ship, who).id
-        args = ["--ttl", str(ttl_s), *grpc_flags(bind_host, 0), *(extra or [])]
+        args = ["--ttl", str(ttl_s), *grpc_flags(bind_host, 0), "--http", "127.0.0.1:0", *(extra or [])]
         for i in range(replicas):
             state["nodes"].append(asdict(start_node(workdir, f"n{i}", ship, etcd.endpoints, args)))
             write_state(workdir, state)
@@ -137,7 +139,8 @@ def restart_node(workdir: Path, node_id: str) -> NodeProc:
     # Same addresses as before: peers and the load balancer know the ship by its UDP address.
     port = int(old["grpc"].rsplit(":", 1)[1])
     grpc = grpc_flags(state.get("bind", "127.0.0.1"), port)
-    args = ["--ttl", str(state["ttl"]), *grpc, "--udp", old["udp"], *state["extra"]]
+    http = ["--http", old["http"]] if old.get("http") else []  # the same address: health checks know it
+    args = ["--ttl", str(state["ttl"]), *grpc, "--udp", old["udp"], *http, *state["extra"]]
     proc = start_node(workdir, node_id, state["ship"], state["etcd"], args)
     state["nodes"] = [asdict(proc) if n["id"] == node_id else n for n in state["nodes"]]
     write_state(workdir, state)
@@ -149,7 +152,8 @@ def add_node(workdir: Path, node_id: str, extra: list[str]) -> NodeProc:
     state = read_state(workdir)
     if any(n["id"] == node_id for n in state["nodes"]):
         raise ClusterError(f"{workdir} already has a node {node_id}")
-    args = ["--ttl", str(state["ttl"]), *grpc_flags(state.get("bind", "127.0.0.1"), 0), *extra]
+    grpc = grpc_flags(state.get("bind", "127.0.0.1"), 0)
+    args = ["--ttl", str(state["ttl"]), *grpc, "--http", "127.0.0.1:0", *extra]
     proc = start_node(workdir, node_id, state["ship"], state["etcd"], args)
     state["nodes"].append(asdict(proc))
     write_state(workdir, state)
