@@ -10,11 +10,12 @@ from pathlib import Path
 
 import click
 
+from seguro.cli.exits import EXIT_HALTED
 from seguro.node.config import ConfigError, NodeConfig
 from seguro.node.eventlog import EventLogError
 from seguro.node.logs import setup_logging
 
-EXIT_HALTED = 3  # the node refused to run (its data belongs to another genesis): restarting will not help
+LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False)
 
 
 @click.group("node")
@@ -85,7 +86,7 @@ def group() -> None:
 @click.option(
     "--ready-file", type=click.Path(path_type=Path), help="Write bound addresses here as JSON once up."
 )
-@click.option("--log-level", default="INFO", show_default=True)
+@click.option("--log-level", default="INFO", show_default=True, type=LOG_LEVELS)
 def run(
     config_path: Path | None,
     ready_file: Path | None,

@@ -10,10 +10,12 @@ from typing import TypeVar
 
 import click
 
+from seguro.cli.exits import NoMaster, coordination_error
 from seguro.node.etcd.coordinator import CoordinationError
 from seguro.node.etcd.schema import SPACE_HELP
 from seguro.ops import cluster as local
-from seguro.ops.admin import AdminError, forget_replica, leader_info, status_rows, step_down
+from seguro.ops.admin import AdminError, NoMasterError, forget_replica, leader_info, status_rows, step_down
+from seguro.ops.etcd_server import EtcdStartError
 
 T = TypeVar("T")
 
@@ -25,14 +27,15 @@ def ask_etcd(view: Callable[[str, str], T], etcd: str, ship: str) -> T:
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     except CoordinationError as e:
-        raise click.ClickException(str(e)) from None
+        raise coordination_error(e) from None
 
 
 def etcd_view_options(command: Callable[..., None]) -> Callable[..., None]:
     """--etcd, --ship and --json, which every read-only view takes."""
     command = click.option("--json", "as_json", is_flag=True)(command)
-    command = click.option("--ship", required=True)(command)
-    return click.option("--etcd", required=True, help="Comma-separated etcd client URLs.")(command)
+    command = click.option("--ship", required=True, envvar="SEGURO_SHIP")(command)
+    etcd = click.option("--etcd", required=True, envvar="SEGURO_ETCD", help="etcd client URLs, with commas.")
+    return etcd(command)
 
 
 @click.command("leader")
@@ -43,7 +46,7 @@ def leader(etcd: str, ship: str, as_json: bool) -> None:
     if info is None:
         if as_json:
             click.echo(json.dumps({"id": None, "epoch": None, "lease": None, "ttl_remaining": None}))
-        raise click.ClickException(f"ship {ship} has no master right now")
+        raise NoMaster(f"ship {ship} has no master right now")
     if as_json:
         click.echo(json.dumps(info))
     else:
@@ -61,6 +64,8 @@ def step_down_command(etcd: str, ship: str, as_json: bool, timeout_s: float) -> 
     """Planned switchover: the master steps down; returns once another replica serves."""
     try:
         result = ask_etcd(lambda e, s: step_down(e, s, timeout_s), etcd, ship)
+    except NoMasterError as e:
+        raise NoMaster(str(e)) from None
     except AdminError as e:
         raise click.ClickException(str(e)) from None
     if as_json:
@@ -71,8 +76,8 @@ def step_down_command(etcd: str, ship: str, as_json: bool, timeout_s: float) -> 
 
 
 @click.command("forget-replica")
-@click.option("--etcd", required=True, help="Comma-separated etcd client URLs.")
-@click.option("--ship", required=True)
+@click.option("--etcd", required=True, envvar="SEGURO_ETCD", help="Comma-separated etcd client URLs.")
+@click.option("--ship", required=True, envvar="SEGURO_SHIP")
 @click.option("--id", "node_id", required=True, help="The stopped replica to forget.")
 def forget_replica_command(etcd: str, ship: str, node_id: str) -> None:
     """Remove a decommissioned (stopped) replica from the ship's registry."""
@@ -137,9 +142,9 @@ def cluster_up(
             extra += ["--" + name.replace("_", "-"), str(value)]
     try:
         state = local.up(workdir.resolve(), replicas=replicas, ttl_s=ttl, ship=ship, extra=extra)
-    except local.ClusterError as e:
+    except (local.ClusterError, EtcdStartError) as e:
         raise click.ClickException(str(e)) from None
-    nodes = [{k: n[k] for k in ("id", "pid", "grpc", "udp", "data")} for n in state["nodes"]]
+    nodes = [{k: n.get(k, "") for k in ("id", "pid", "grpc", "udp", "http", "data")} for n in state["nodes"]]
     if not as_json:
         click.echo(f"etcd {state['etcd']}; ship {ship}; {len(nodes)} nodes; logs in {workdir}")
     summary = {"etcd": state["etcd"], "ship": ship, "genesis": state.get("genesis"), "nodes": nodes}
@@ -169,7 +174,10 @@ def demo(workdir: Path | None, keep: bool, as_json: bool, seconds: float) -> Non
 
     if keep and workdir is None:
         raise click.UsageError("--keep needs --workdir")
-    summary = run_demo(workdir, keep=keep, seconds=seconds, echo=click.echo)
+    try:
+        summary = run_demo(workdir, keep=keep, seconds=seconds, echo=click.echo)
+    except (local.ClusterError, EtcdStartError, CoordinationError) as e:
+        raise click.ClickException(f"the demo could not run: {e}") from None
     if as_json:
         click.echo(json.dumps(summary))
     if not summary["ok"]:
@@ -187,7 +195,6 @@ def demo(workdir: Path | None, keep: bool, as_json: bool, seconds: float) -> Non
 def bench(quick: bool, as_json: bool, workdir: Path | None) -> None:
     """Measure Seguro against raw etcd and raw RocksDB in the same run, and print the ratios."""
     from seguro.ops.bench import BenchError, print_result, run_bench
-    from seguro.ops.etcd_server import EtcdStartError
 
     try:
         result = run_bench(workdir, quick=quick, echo=click.echo)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from seguro.cli.node import LOG_LEVELS
 from seguro.node.etcd.coordinator import CoordinationError
 from seguro.node.eventlog import EventLog, EventLogError
 from seguro.ops.pier import export_from_data, export_from_etcd, import_to_data, import_to_etcd
@@ -165,8 +166,9 @@ def export_command(
 
 @group.command("follow")
 @click.argument("pier", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option("--etcd", required=True, help="Comma-separated etcd client URLs.")
-@click.option("--ship", required=True, help="The ship's name (import its pier first: `seguro pier import`).")
+@click.option("--etcd", required=True, envvar="SEGURO_ETCD", help="Comma-separated etcd client URLs.")
+@click.option("--ship", required=True, envvar="SEGURO_SHIP",
+              help="The ship's name (import its pier first: `seguro pier import`).")
 @click.option("--id", "node_id", default="follow", show_default=True, help="This follower's replica id.")
 @click.option(
     "--data",
@@ -177,7 +179,7 @@ def export_command(
 @click.option("--grpc", default="127.0.0.1:0", show_default=True, help="HOST:PORT of its gRPC server.")
 @click.option("--advertise-grpc", help="HOST:PORT replicas dial, when --grpc binds every interface.")
 @click.option("--ready-file", type=click.Path(path_type=Path), help="Write bound addresses here once up.")
-@click.option("--log-level", default="INFO", show_default=True)
+@click.option("--log-level", default="INFO", show_default=True, type=LOG_LEVELS)
 def follow_command(
     pier: Path, etcd: str, ship: str, node_id: str, data_dir: Path | None, grpc: str,
     advertise_grpc: str | None, ready_file: Path | None, log_level: str,

@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 import click
 
+from seguro.cli.exits import coordination_error
 from seguro.node.etcd.coordinator import CoordinationError
 from seguro.ops.ship import create_ship
 from seguro.urbit.ship.command import command as serve_command
@@ -28,8 +29,8 @@ def create(etcd: str, ship: str, who: str, as_json: bool) -> None:
         genesis = create_ship(etcd, ship, who)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
-    except CoordinationError as e:  # ShipExists among them
-        raise click.ClickException(str(e)) from None
+    except CoordinationError as e:  # unreachable (5), or the ship exists (1)
+        raise coordination_error(e) from None
     if as_json:
         click.echo(json.dumps({"ship": ship, **asdict(genesis)}))
     else:

@@ -17,6 +17,10 @@ class AdminError(RuntimeError):
     """An operator action could not be carried out; the message says why and what state things are in."""
 
 
+class NoMasterError(AdminError):
+    """The ship has no master (now, or within the wait)."""
+
+
 def _coordinator(etcd: str, ship: str) -> Coordinator:
     return Coordinator(etcd, ship, timeout_s=2.0, retry_budget_s=3.0)
 
@@ -68,7 +72,7 @@ def wait_for_master(etcd: str, ship: str, timeout_s: float, not_id: str | None =
                         return {"id": master.node_id, "epoch": master.epoch, **master.info}
             time.sleep(0.05)
     others = f" other than {not_id}" if not_id else ""
-    raise AdminError(f"no master{others} serving ship {ship} after {timeout_s} s")
+    raise NoMasterError(f"no master{others} serving ship {ship} after {timeout_s} s")
 
 
 def step_down(etcd: str, ship: str, timeout_s: float = 15.0) -> dict[str, object]:
@@ -77,7 +81,7 @@ def step_down(etcd: str, ship: str, timeout_s: float = 15.0) -> dict[str, object
     serve. Returns who was and who is master, with their epochs and the seconds it took."""
     old = leader_info(etcd, ship)
     if old is None:
-        raise AdminError(f"ship {ship} has no master to step down")
+        raise NoMasterError(f"ship {ship} has no master to step down")
     address = str(old.get("grpc", ""))
     started_s = time.monotonic()
     try:

@@ -158,7 +158,12 @@ def run_demo(workdir: Path | None, keep: bool, seconds: float, echo: Callable[[s
     own_dir = workdir is None
     work = Path(tempfile.mkdtemp(prefix="seguro-demo-")) if workdir is None else workdir.resolve()
     echo(f"Seguro demo in {work}: 3-member etcd, 3 replicas of ship 'zod', lease TTL 3 s")
-    state = local.up(work, replicas=3, ttl_s=3)
+    try:
+        state = local.up(work, replicas=3, ttl_s=3)
+    except BaseException:
+        if own_dir:  # nothing of it is worth keeping
+            shutil.rmtree(work, ignore_errors=True)
+        raise
     etcd, ship = state["etcd"], state["ship"]
     peer = Peer({n["id"]: parse_hostport("udp", n["udp"]) for n in state["nodes"]})
     problems: list[str] = []

@@ -17,7 +17,7 @@ from tests.conftest import put_bare_genesis
 def test_leader_and_status_of_a_ship_without_master(etcd1: EtcdCluster) -> None:
     runner = CliRunner()
     result = runner.invoke(main, ["leader", "--etcd", etcd1.endpoints, "--ship", "zod", "--json"])
-    assert result.exit_code == 1 and "has no master" in result.output
+    assert result.exit_code == 4 and "has no master" in result.output
     assert json.loads(result.output.splitlines()[0]) == {"id": None, "epoch": None, "lease": None,
                                                         "ttl_remaining": None}  # fmt: skip
     result = runner.invoke(main, ["status", "--etcd", etcd1.endpoints, "--ship", "zod", "--json"])
@@ -43,7 +43,7 @@ def test_leader_shows_the_master_key(etcd1: EtcdCluster) -> None:
 def test_step_down_without_a_master_or_with_an_unreachable_one_is_a_clear_error(etcd1: EtcdCluster) -> None:
     runner = CliRunner()
     result = runner.invoke(main, ["step-down", "--etcd", etcd1.endpoints, "--ship", "zod"])
-    assert result.exit_code == 1 and "ship zod has no master to step down" in result.output
+    assert result.exit_code == 4 and "ship zod has no master to step down" in result.output
     put_bare_genesis(etcd1.endpoints, "zod")
     with Coordinator(etcd1.endpoints, "zod") as coord:
         lease = coord.grant_lease(5)
@@ -81,7 +81,7 @@ def test_bad_endpoints_are_a_usage_error() -> None:
 
 def test_etcd_down_is_a_clear_error_in_bounded_time() -> None:
     result = CliRunner().invoke(main, ["status", "--etcd", f"127.0.0.1:{free_port()}", "--ship", "zod"])
-    assert result.exit_code == 1 and "etcd unreachable" in result.output
+    assert result.exit_code == 5 and "etcd unreachable" in result.output
 
 
 def test_out_of_range_cluster_and_demo_flags_are_usage_errors(tmp_path) -> None:
@@ -114,4 +114,4 @@ def test_ship_create_with_etcd_down_is_a_clear_error() -> None:
     result = CliRunner().invoke(
         main, ["ship", "create", "--etcd", f"127.0.0.1:{free_port()}", "--ship", "zod"]
     )
-    assert result.exit_code == 1 and "etcd unreachable" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 5 and "etcd unreachable" in result.output and "Traceback" not in result.output
