@@ -25,7 +25,11 @@ def group() -> None:
 
 @group.command("run")
 @click.option(
-    "--config", "config_path", type=click.Path(path_type=Path), help="TOML file with the settings below."
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="TOML file with the settings below as keys (`python -m seguro.node.config_doc` lists them); "
+    "flags override it.",
 )
 @click.option("--id", "node_id", help="This replica's id (unique per ship).")
 @click.option("--ship", help="The ship's name in etcd (a-z 0-9 . _ -).")
@@ -49,6 +53,12 @@ def group() -> None:
     "and count them. Default: on under vere, off for the reference ship (its datagrams are plain text).",
 )
 @click.option("--ttl", "lease_ttl_s", type=int, help="Lease TTL in seconds (>= 2, default 3).")
+@click.option(
+    "--lease-margin",
+    "lease_margin_s",
+    type=float,
+    help="Seconds before the TTL ends that a master counts its lease as over (default 0.75).",
+)
 @click.option("--ack-replicas", type=int, help="Followers that must hold an event before its effects leave.")
 @click.option("--max-event-bytes", type=int, help="Largest event accepted (default 64 MiB).")
 @click.option("--etcd-retain-events", type=int, help="Committed events kept in etcd (default 100000).")
@@ -71,6 +81,12 @@ def group() -> None:
     help="Seconds one event may run before the runtime counts as hung (default 3600).",
 )
 @click.option(
+    "--runtime-timeout",
+    "runtime_timeout_s",
+    type=float,
+    help="Seconds the runtime has to answer a control request: start, save, peek (default 30).",
+)
+@click.option(
     "--promotion-timeout",
     "promotion_timeout_s",
     type=float,
@@ -78,7 +94,6 @@ def group() -> None:
 )
 @click.option(
     "--runtime",
-    "runtime_cmd",
     help="ship (the reference ship, protocol 1; default), ship2 (it as vere 4.x's worker), vere3:PATH "
     "(vere 3.x's `urbit serf`), vere4:PATH (vere 4.x's `urbit work`), none (log only), or a protocol-1 "
     "command line.",
@@ -91,11 +106,10 @@ def run(
     config_path: Path | None,
     ready_file: Path | None,
     log_level: str,
-    runtime_cmd: str | None,
     **flags: object,
 ) -> None:
-    """Host one replica: local RocksDB log, ship runtime, etcd lease, gRPC and UDP endpoints."""
-    flags["runtime"] = runtime_cmd
+    """Host one replica: local RocksDB log, ship runtime, etcd lease, gRPC and UDP endpoints.
+    Every flag but --config, --ready-file and --log-level is also a key of the TOML file."""
     serve_node(config_path, flags, ready_file, log_level)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 import tomllib
@@ -30,47 +31,116 @@ def parse_hostport(what: str, value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _doc(flag: str, doc: str) -> dict[str, str]:
+    """A setting's flag of `seguro node run` and its one-line description (docs/configuration.md)."""
+    return {"flag": flag, "doc": doc}
+
+
 @dataclass(frozen=True)
 class NodeConfig:
-    node_id: str
-    ship: str
-    data_dir: Path
-    etcd: tuple[str, ...]
-    grpc: str = "127.0.0.1:0"
-    udp: str = "127.0.0.1:0"
-    advertise_grpc: str = ""  # what other replicas dial; required when grpc binds every interface
-    lease_ttl_s: int = 3
-    lease_margin_s: float = 0.75
-    ack_replicas: int = 0
-    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
-    runtime: tuple[str, ...] = field(default=())  # empty: the reference ship; ("none",): a log-only replica
-    galaxy_domain: str = "urbit.org"  # galaxies are <name>.<domain> (vere: -H, --dns-root, or %turf)
-    galaxy_local: bool = False  # vere's -L: galaxies at 127.0.0.1:31337+g, no DNS
-    ames_filter: bool | None = None  # drop datagrams vere never makes events of; None: only under real vere
-    follow_pier: str = ""  # a running vere's pier whose log this node commits (as master); it runs no ship
-    snapshot_every: int = 5000
-    etcd_retain_events: int = 100_000
-    etcd_retain_bytes: int = 256 << 20
-    nofailover: bool = False
-    failover_priority: int = 1
-    failover_grace_s: float = 0.0  # 0: twice the lease TTL
-    promotion_timeout_s: float = 300.0
-    runtime_timeout_s: float = 30.0  # the runtime's answer to a control request (start, save, peek)
-    runtime_liveness_s: float = 3600.0  # an event may run this long before the runtime counts as hung
-    http: str = ""  # HOST:PORT of /health, /primary, /replica and /metrics; empty: no HTTP endpoint
-    replica_max_lag: int = 1000  # /replica answers 200 only within this many events of the commit
+    """Every setting of a node: a key of its TOML file and a flag of `seguro node run` (flags win).
+    docs/configuration.md is generated from here: `python -m seguro.node.config_doc`."""
+
+    node_id: str = field(metadata=_doc("--id", "This replica's id, unique per ship (a-z 0-9 . _ -)."))
+    ship: str = field(metadata=_doc("--ship", "The ship's name in etcd (a-z 0-9 . _ -)."))
+    data_dir: Path = field(metadata=_doc("--data", "Data directory: DIR/log is the log, DIR/pier the ship."))
+    etcd: tuple[str, ...] = field(metadata=_doc(
+        "--etcd", "etcd client URLs, http:// or bare HOST:PORT (a list, or one comma-separated string)."
+    ))  # fmt: skip
+    grpc: str = field(default="127.0.0.1:0", metadata=_doc(
+        "--grpc", "HOST:PORT of the replication/admin gRPC server (port 0: any free port)."
+    ))  # fmt: skip
+    udp: str = field(default="127.0.0.1:0", metadata=_doc(
+        "--udp", "HOST:PORT of the ship's Ames UDP socket."
+    ))  # fmt: skip
+    advertise_grpc: str = field(default="", metadata=_doc(
+        "--advertise-grpc", "HOST:PORT other replicas dial (port 0: the bound port); required when grpc "
+        "binds every interface. Empty: the grpc address."
+    ))  # fmt: skip
+    lease_ttl_s: int = field(default=3, metadata=_doc(
+        "--ttl", "The master's etcd lease TTL in seconds (>= 2, etcd's minimum)."
+    ))  # fmt: skip
+    lease_margin_s: float = field(default=0.75, metadata=_doc(
+        "--lease-margin", "A master counts its lease as over this many seconds before the TTL ends (clock "
+        "safety), in (0, TTL/2)."
+    ))  # fmt: skip
+    ack_replicas: int = field(default=0, metadata=_doc(
+        "--ack-replicas", "Followers that must hold an event before its effects leave (>= 0). Not checked "
+        "against the replica count (one node cannot know it): with fewer followers, the master waits."
+    ))  # fmt: skip
+    max_event_bytes: int = field(default=DEFAULT_MAX_EVENT_BYTES, metadata=_doc(
+        "--max-event-bytes", "Largest event accepted, in bytes (1 KiB to 1 GiB)."
+    ))  # fmt: skip
+    runtime: tuple[str, ...] = field(default=(), metadata=_doc(
+        "--runtime", "ship (the reference ship; empty means it), ship2, vere3:PATH, vere4:PATH, none (a "
+        "log-only replica), or a protocol-1 command line (one shell-split string, or a list of words)."
+    ))  # fmt: skip
+    galaxy_domain: str = field(default="urbit.org", metadata=_doc(
+        "--galaxy-domain", "Galaxies are GALAXY.DOMAIN in DNS (vere's -H, --dns-root, or %turf)."
+    ))  # fmt: skip
+    galaxy_local: bool = field(default=False, metadata=_doc(
+        "--galaxy-local/--galaxy-dns", "Galaxies at 127.0.0.1:31337+g, no DNS (vere's -L)."
+    ))  # fmt: skip
+    ames_filter: bool | None = field(default=None, metadata=_doc(
+        "--ames-filter/--no-ames-filter", "Drop (and count) datagrams vere never makes events of. "
+        "Unset: on under vere, off for the reference ship."
+    ))  # fmt: skip
+    follow_pier: str = field(default="", metadata=_doc(
+        "--follow-pier", "A running vere's pier whose log this node commits (as master); it runs no ship. "
+        "Excludes runtime and nofailover."
+    ))  # fmt: skip
+    snapshot_every: int = field(default=5000, metadata=_doc(
+        "--snapshot-every", "Committed events between runtime snapshots (> 0)."
+    ))  # fmt: skip
+    etcd_retain_events: int = field(default=100_000, metadata=_doc(
+        "--etcd-retain-events", "Committed events kept in etcd (0: never trim)."
+    ))  # fmt: skip
+    etcd_retain_bytes: int = field(default=256 << 20, metadata=_doc(
+        "--etcd-retain-bytes", "At most these bytes of them (0: no bound)."
+    ))  # fmt: skip
+    nofailover: bool = field(default=False, metadata=_doc(
+        "--nofailover/--failover", "Never campaign for master (a witness)."
+    ))  # fmt: skip
+    failover_priority: int = field(default=1, metadata=_doc(
+        "--failover-priority", "Among replicas as far along, higher goes first (>= 0)."
+    ))  # fmt: skip
+    failover_grace_s: float = field(default=0.0, metadata=_doc(
+        "--failover-grace", "Seconds to defer to better replicas while there is no master (0: twice the TTL)."
+    ))  # fmt: skip
+    promotion_timeout_s: float = field(default=300.0, metadata=_doc(
+        "--promotion-timeout", "A new master not serving after this many seconds resigns (> 0)."
+    ))  # fmt: skip
+    runtime_timeout_s: float = field(default=30.0, metadata=_doc(
+        "--runtime-timeout", "Seconds the runtime has to answer a control request: start, save, peek (> 0)."
+    ))  # fmt: skip
+    runtime_liveness_s: float = field(default=3600.0, metadata=_doc(
+        "--runtime-liveness", "Seconds one event may run before the runtime counts as hung (> 0)."
+    ))  # fmt: skip
+    http: str = field(default="", metadata=_doc(
+        "--http", "HOST:PORT of GET /health, /primary, /replica and /metrics (empty: no HTTP endpoint)."
+    ))  # fmt: skip
+    replica_max_lag: int = field(default=1000, metadata=_doc(
+        "--replica-max-lag", "/replica answers 200 only within this many events of the commit (>= 0)."
+    ))  # fmt: skip
 
     def __post_init__(self) -> None:
         for what, name in (("node_id", self.node_id), ("ship", self.ship)):
             if not _NAME.match(name):
                 raise ConfigError(f"{what} must be 1-63 of a-z 0-9 . _ - (alphanumeric first), got {name!r}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name} must be a finite number, got {value}")
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise ConfigError(f"data_dir {str(self.data_dir)!r} exists and is not a directory")
         if not self.etcd:
             raise ConfigError("etcd endpoints are required (e.g. http://127.0.0.1:2379)")
+        _check_etcd_schemes(self.etcd)
         try:
             parse_endpoints(list(self.etcd))
         except ValueError as e:
             raise ConfigError(f"etcd endpoints: {e}") from None
-        host, _ = parse_hostport("grpc", self.grpc)
+        host, port = parse_hostport("grpc", self.grpc)
         parse_hostport("udp", self.udp)
         if self.advertise_grpc:
             advertised, _ = parse_hostport("advertise_grpc", self.advertise_grpc)
@@ -94,7 +164,10 @@ class NodeConfig:
         if self.etcd_retain_bytes < 0:
             raise ConfigError(f"etcd_retain_bytes must be >= 0 (0: no bound), got {self.etcd_retain_bytes}")
         if self.http:
-            parse_hostport("http", self.http)
+            http_host, http_port = parse_hostport("http", self.http)
+            overlap = http_host == host or http_host in WILDCARD_HOSTS or host in WILDCARD_HOSTS
+            if http_port and http_port == port and overlap:
+                raise ConfigError(f"http and grpc need different TCP ports, got {self.http} and {self.grpc}")
         if self.replica_max_lag < 0:
             raise ConfigError(f"replica_max_lag must be >= 0, got {self.replica_max_lag}")
         if self.snapshot_every <= 0:
@@ -105,6 +178,8 @@ class NodeConfig:
             raise ConfigError(f"follow_pier {self.follow_pier!r} is not a directory (a pier to follow)")
         if self.follow_pier and self.runtime:
             raise ConfigError("follow_pier and runtime exclude each other: a pier's follower runs no ship")
+        if self.follow_pier and self.nofailover:
+            raise ConfigError("follow_pier and nofailover exclude each other: a pier's follower is master")
         if not _DOMAIN.fullmatch(self.galaxy_domain):
             raise ConfigError(f"galaxy_domain must be a DNS domain (urbit.org), got {self.galaxy_domain!r}")
         if self.runtime and not self.log_only:
@@ -172,6 +247,20 @@ class NodeConfig:
         values["runtime"] = _words("runtime", values.get("runtime", ()), shlex.split)
         _check_types(cls, values)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _check_etcd_schemes(endpoints: tuple[str, ...]) -> None:
+    """http:// or no scheme: an https:// URL would be dialled in plain text, so it is refused."""
+    for endpoint in endpoints:
+        scheme, sep, _ = endpoint.strip().partition("://")
+        if not sep or scheme.lower() == "http":
+            continue
+        if scheme.lower() == "https":
+            raise ConfigError(
+                f"etcd endpoint {endpoint!r}: https:// needs TLS settings, which this node does not have yet "
+                "(use http:// on a trusted network)"
+            )
+        raise ConfigError(f"etcd endpoint {endpoint!r}: the scheme must be http:// (or none: HOST:PORT)")
 
 
 def _words(name: str, value: object, split: Callable[[str], list[str]]) -> tuple[str, ...]:
