@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from seguro.cli import log, node, ops, pier, ship
+from seguro.cli import controls, log, node, ops, pier, ship
 
 
 @click.group()
@@ -17,5 +17,5 @@ main.add_command(log.group)
 main.add_command(node.group)
 main.add_command(ship.group)
 main.add_command(pier.group)
-for _command in ops.commands:
+for _command in ops.commands + controls.commands:
     main.add_command(_command)

@@ -69,9 +69,21 @@ class Elector:
         self.inflight = False
         self.peers: tuple[PeerView, ...] = ()
         self.why_not = ""  # why the last chance to campaign was passed up, for status
+        self.paused = ""  # maintenance mode, by whom: no automatic failover
+        self.candidate = ""  # a switchover or failover names the one replica that may campaign
         self._last_s = float("-inf")
         self._hold_off_until_s = float("-inf")
         self._key_absent_since_s: float | None = None
+
+    def _operator_says(self, me: Candidacy) -> str:
+        """Why an operator's control keeps this replica from campaigning ('' when none does). A named
+        candidate overrides the pause: `seguro failover --candidate` is how a paused ship is served."""
+        if self.candidate:
+            mine = self.candidate == me.replica_id
+            return "" if mine else f"the operator hands the ship to {self.candidate}"
+        if self.paused:
+            return f"paused by {self.paused}: no automatic failover (`seguro resume`)"
+        return ""
 
     def key_seen(self, holder: str | None, now_s: float) -> None:
         """The master key as observed: the grace delay counts from when it was first seen empty."""
@@ -94,7 +106,9 @@ class Elector:
             return False
         if now_s < self._hold_off_until_s or now_s - self._last_s < self.retry_s:
             return False
-        self.why_not = why_not_campaign(me, self.peers, now_s - self._key_absent_since_s, self.grace_s)
+        self.why_not = self._operator_says(me) or why_not_campaign(
+            me, self.peers, now_s - self._key_absent_since_s, self.grace_s
+        )
         if self.why_not:
             return False
         self.inflight, self._last_s = True, now_s

@@ -81,9 +81,13 @@ class MasterObserved:
 
 @dataclass(frozen=True)
 class PeersObserved:
-    """The other replicas as their published statuses show them: who may serve before us."""
+    """The other replicas as their published statuses show them: who may serve before us. With the
+    operators' controls read in the same round: `paused` (maintenance mode: who paused, '' when not) and
+    `candidate` (the one replica a switchover or failover hands the ship to, '' when none)."""
 
     peers: tuple[PeerView, ...]
+    paused: str = ""
+    candidate: str = ""
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,8 @@ class Replica:
             "holding_off": self._elector.holding_off(now_s),
             "failover_priority": self.cfg.failover_priority,
             "campaign": self._elector.why_not if self.role == FOLLOWER else "",
+            "paused": self._elector.paused,
+            "candidate": self._elector.candidate,
             **self.counters,
         }
 
@@ -222,7 +224,7 @@ class Replica:
     def _on_PeersObserved(self, ev: m.PeersObserved, now_s: float, ready: m.Ready) -> None:
         """The registry as published: who may serve first, and whose acks still count (a replica an
         operator forgot stops counting at once, towards `ack_replicas` and trimming alike)."""
-        self._elector.peers = ev.peers
+        self._elector.peers, self._elector.paused, self._elector.candidate = ev.peers, ev.paused, ev.candidate
         self._gate.keep_acks_of({p.replica_id for p in ev.peers})
 
     def _resign_stale_key(self, now_s: float, ready: m.Ready) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import seguro
 from seguro.core import messages as m
 from seguro.core.clock import Clock
 from seguro.core.config import Config
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 TICK_S = 0.05
 MAX_QUEUED_DATAGRAMS = 10_000  # beyond this, datagrams are dropped at the door (Ames retransmits)
 STATUS_EVERY_S = 1.0
+VERSION = seguro.__version__  # in every status: a rolling upgrade shows mixed versions
 CATCH_UP_QUEUED = 64  # catch-up batches waiting for the driver, at most
 CATCH_UP_WAIT_S = 60.0
 
@@ -128,6 +130,7 @@ class Node:
         self.emitter = Emitter(self.ingress, self.behn, self.galaxies, self.clock)
         self.peer_refusals = 0
         self._registry: dict[str, dict] = {}
+        self._controls: dict[str, dict] = {}  # the operators' pause and candidate, as last read
         self._etcd_alarms: list[str] = []
         self._freshness = Freshness(fresh_s=max(3.0, 3 * STATUS_EVERY_S))
         self._watch = None
@@ -372,7 +375,7 @@ class Node:
                   "datagrams_filtered": dict(self.ingress.filtered), "scry": self.scry.counts(),
                   "peer_refusals": self.peer_refusals, "etcd_alarms": list(self._etcd_alarms),
                   "effects_unserved": dict(self.emitter.unserved), "snapshot_event": self.snapshots.event,
-                  "bootstrapped": self.snapshots.bootstrapped}  # fmt: skip
+                  "bootstrapped": self.snapshots.bootstrapped, "version": VERSION}  # fmt: skip
         if self._etcd_alarms and not status["error"]:
             status["error"] = f"etcd alarm: {', '.join(self._etcd_alarms)}: {SPACE_HELP}"
         with self._lock:
@@ -392,11 +395,16 @@ class Node:
             if alarms is not None:
                 self._etcd_alarms = alarms
             quietly("put_replica", self.coord.put_replica, self.node_id, status)
-            registry = self.tasks.registry()
+            registry, controls = self.tasks.registry(), self.tasks.controls()
+            if controls is not None:  # else the last ones read stand
+                self._controls = controls
             if registry is not None:
                 with self._lock:
                     self._registry = registry
-                self.post(m.PeersObserved(self._freshness.views(registry, self.node_id, self.clock.now_s())))
+                views = self._freshness.views(registry, self.node_id, self.clock.now_s())
+                pause, candidate = self._controls.get("pause"), self._controls.get("candidate") or {}
+                paused = str(pause.get("by") or "an operator") if pause is not None else ""
+                self.post(m.PeersObserved(views, paused, str(candidate.get("id", ""))))
                 if master_epoch:  # the same read decides whom the master pushes to
                     self.peers.refresh(master_epoch, registry)
         finally:

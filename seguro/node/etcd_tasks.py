@@ -102,6 +102,14 @@ class EtcdTasks:
             self.warn_now_and_then("cannot read the replica registry from etcd", str(e))
             return None
 
+    def controls(self) -> dict[str, dict] | None:
+        """The operators' controls (pause, candidate), None when etcd does not answer."""
+        try:
+            return self._coord.controls()
+        except CoordinationError as e:
+            self.warn_now_and_then("cannot read the operators' controls from etcd", str(e))
+            return None
+
     def revoke(self, lease_id: int) -> None:
         quietly("revoke", self._lease.revoke, lease_id)
 

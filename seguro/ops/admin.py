@@ -21,12 +21,12 @@ class NoMasterError(AdminError):
     """The ship has no master (now, or within the wait)."""
 
 
-def _coordinator(etcd: str, ship: str) -> Coordinator:
+def coordinator_for(etcd: str, ship: str) -> Coordinator:
     return Coordinator(etcd, ship, timeout_s=2.0, retry_budget_s=3.0)
 
 
 def leader_info(etcd: str, ship: str) -> dict[str, object] | None:
-    with _coordinator(etcd, ship) as coord:
+    with coordinator_for(etcd, ship) as coord:
         master = coord.master()
     if master is None:
         return None
@@ -35,9 +35,9 @@ def leader_info(etcd: str, ship: str) -> dict[str, object] | None:
 
 
 def status_rows(etcd: str, ship: str, stale_after_s: float = 5.0) -> dict[str, object]:
-    with _coordinator(etcd, ship) as coord:
+    with coordinator_for(etcd, ship) as coord:
         genesis, master, replicas, (head, _) = coord.genesis(), coord.master(), coord.replicas(), coord.head()
-        alarms = coord.alarms()
+        alarms, controls = coord.alarms(), coord.controls()
     now = time.time()
     rows = []
     for replica_id, st in sorted(replicas.items()):
@@ -53,9 +53,11 @@ def status_rows(etcd: str, ship: str, stale_after_s: float = 5.0) -> dict[str, o
                      "failover_priority": int(st.get("failover_priority", 1)),
                      "campaign": st.get("campaign", ""), "effects_unserved": st.get("effects_unserved", {}),
                      "snapshot_event": int(st.get("snapshot_event", 0)),
-                     "bootstrapped": st.get("bootstrapped"), "scry": st.get("scry", {}),
+                     "bootstrapped": st.get("bootstrapped"), "version": st.get("version", ""),
+                     "scry": st.get("scry", {}), "paused": st.get("paused", ""),
                      "error": st.get("error", "")})  # fmt: skip
     return {"head": head, "master": master.node_id if master else None, "etcd_alarms": alarms,
+            "paused": controls.get("pause"), "candidate": (controls.get("candidate") or {}).get("id"),
             "genesis": asdict(genesis) if genesis else None, "replicas": rows}  # fmt: skip
 
 
@@ -100,7 +102,7 @@ def step_down(etcd: str, ship: str, timeout_s: float = 15.0) -> dict[str, object
 def forget_replica(etcd: str, ship: str, node_id: str, stale_after_s: float = 5.0) -> None:
     """Remove a decommissioned replica from `replica/`, so status stops listing it and the master stops
     pushing to it. Refused for the master and for a replica that published its status lately (running)."""
-    with _coordinator(etcd, ship) as coord:
+    with coordinator_for(etcd, ship) as coord:
         master, replicas = coord.master(), coord.replicas()
         if node_id not in replicas:
             raise AdminError(f"ship {ship} has no replica {node_id!r} registered")

@@ -243,3 +243,22 @@ def test_a_promotion_that_takes_too_long_resigns_and_holds_back() -> None:
             break
     assert s.r.role == FOLLOWER and ready.resign_epoch == 10
     assert not s.step(m.MasterObserved(holder=None, epoch=0, revision=12)).campaign  # others go first
+
+
+def test_a_paused_ship_fails_over_to_no_one_but_a_named_candidate() -> None:
+    """Maintenance mode: with the master key empty, a paused follower does not campaign; an operator's
+    failover names the one that may, and it does, pause or not."""
+    s = Script(durable=3)
+    s.follower_with_lease(runtime_eve=3)
+    s.step(m.PeersObserved((), paused="ops@host"))
+    ready = s.step(m.MasterObserved(holder=None, epoch=0, revision=9))
+    for _ in range(4):  # well past the grace period, the lease renewed meanwhile
+        assert not s.tick(advance_s=0.5).campaign
+        s.step(m.KeepaliveAcked(lease_id=7, ttl_s=TTL_S, sent_at_s=s.now_s))
+    assert not ready.campaign
+    assert "paused by ops@host" in str(s.r.status(s.now_s)["campaign"]) and s.r.status(s.now_s)["paused"]
+    s.step(m.PeersObserved((), paused="ops@host", candidate="b"))  # another replica is named
+    assert not s.tick(advance_s=0.5).campaign
+    assert "hands the ship to b" in str(s.r.status(s.now_s)["campaign"])
+    named = s.step(m.PeersObserved((), paused="ops@host", candidate="a"))  # this one ("a") is named
+    assert named.campaign or s.tick(advance_s=0.5).campaign

@@ -436,6 +436,19 @@ class Coordinator:
         found = self._call("replicas", lambda: list(self._client.get_prefix(prefix)))
         return {meta.key.decode()[len(prefix) :]: json.loads(value) for value, meta in found}
 
+    def controls(self) -> dict[str, dict]:
+        """The operators' controls that are set (`control/<name>`: JSON)."""
+        prefix = self.keys.prefix + "control/"
+        found = self._call("controls", lambda: list(self._client.get_prefix(prefix)))
+        return {meta.key.decode()[len(prefix) :]: json.loads(value) for value, meta in found}
+
+    def put_control(self, name: str, value: dict, lease_id: int | None = None) -> None:
+        key = self.keys.control(name)
+        self._call("put_control", self._client.put, key, json.dumps(value), lease=lease_id)
+
+    def delete_control(self, name: str) -> bool:
+        return bool(self._call("delete_control", self._client.delete, self.keys.control(name)))
+
     # ---- maintenance ----
 
     def disarm_space_alarms(self) -> None:

@@ -150,6 +150,11 @@ class Keys:
     def replica(self, node_id: str) -> str:
         return self.prefix + "replica/" + node_id
 
+    def control(self, name: str) -> str:
+        """An operator's control: `pause` (maintenance mode) or `candidate` (the replica a switchover or
+        failover hands the ship to; on a lease, so it lapses by itself)."""
+        return self.prefix + "control/" + name
+
 
 def keys_for(ship: str) -> Keys:
     check_name("ship", ship)

@@ -1,0 +1,100 @@
+"""Operators' controls over who serves, as Patroni gives them: maintenance mode (`seguro pause` /
+`seguro resume`: no automatic failover while paused), a planned switchover to a named replica, and a
+failover to a named replica when there is no healthy master.
+
+They are keys under `control/` in etcd, read by every replica each status round (seguro.core.election:
+a named candidate is the only replica that campaigns; a paused ship's followers campaign not at all).
+The candidate key rides on a lease, so a crashed admin leaves nothing behind for long. Safety never
+rests on them: fencing decides who may commit and emit, whatever the controls say.
+"""
+
+from __future__ import annotations
+
+import time
+
+from seguro.node.etcd.coordinator import Coordinator
+from seguro.ops.admin import AdminError, NoMasterError, coordinator_for, step_down, wait_for_master
+
+CANDIDATE_TTL_S = 60  # the most a switchover or failover may take before the candidate key lapses
+FRESH_S = 5.0  # a replica that published its status this recently is up
+
+
+def pause(etcd: str, ship: str, by: str) -> dict[str, object]:
+    with coordinator_for(etcd, ship) as coord:
+        coord.put_control("pause", {"by": by, "at": time.time()})
+    return {"paused": True, "by": by}
+
+
+def resume(etcd: str, ship: str) -> dict[str, object]:
+    with coordinator_for(etcd, ship) as coord:
+        was = coord.delete_control("pause")
+    return {"paused": False, "was_paused": was}
+
+
+def switchover(etcd: str, ship: str, candidate: str, timeout_s: float = 15.0) -> dict[str, object]:
+    """Hand the ship from its master to `candidate`: every live replica is told first (and must say it
+    heard), then the master steps down and only the candidate campaigns."""
+    with coordinator_for(etcd, ship) as coord:
+        master = coord.master()
+        if master is None:
+            raise NoMasterError(f"ship {ship} has no master to switch over from; use `seguro failover`")
+        if master.node_id == candidate:
+            raise AdminError(f"{candidate} is already the master")
+        _check_candidate(coord, ship, candidate)
+        lease = coord.grant_lease(CANDIDATE_TTL_S)
+        coord.put_control("candidate", {"id": candidate, "by": "switchover"}, lease)
+        try:
+            _wait_until_heard(coord, candidate, min(timeout_s, 10.0))
+            result = step_down(etcd, ship, timeout_s)
+        finally:
+            coord.revoke(lease)  # the key goes with its lease
+    if result["new"] != candidate:  # only the candidate campaigns: this would be a bug
+        raise AdminError(f"{result['new']} became master, not {candidate}")
+    return result
+
+
+def failover(etcd: str, ship: str, candidate: str, timeout_s: float = 15.0) -> dict[str, object]:
+    """Have `candidate` take over a ship that has no healthy master (also while paused)."""
+    started_s = time.monotonic()
+    with coordinator_for(etcd, ship) as coord:
+        master, replicas = coord.master(), coord.replicas()
+        if master is not None and _fresh(replicas.get(master.node_id, {})):
+            raise AdminError(f"ship {ship} has a healthy master ({master.node_id}); use `seguro switchover`")
+        _check_candidate(coord, ship, candidate)
+        lease = coord.grant_lease(CANDIDATE_TTL_S)
+        coord.put_control("candidate", {"id": candidate, "by": "failover"}, lease)
+        try:
+            new = wait_for_master(etcd, ship, timeout_s)
+        finally:
+            coord.revoke(lease)
+    if new["id"] != candidate:
+        raise AdminError(f"{new['id']} became master, not {candidate}")
+    return {"new": new["id"], "new_epoch": new["epoch"], "seconds": round(time.monotonic() - started_s, 2)}
+
+
+def _check_candidate(coord: Coordinator, ship: str, candidate: str) -> None:
+    status = coord.replicas().get(candidate)
+    if status is None:
+        raise AdminError(f"ship {ship} has no replica {candidate!r} registered")
+    if not _fresh(status):
+        raise AdminError(f"{candidate} has not published its status lately: it is not running")
+    if status.get("nofailover"):
+        raise AdminError(f"{candidate} is a nofailover replica: it never serves")
+    if status.get("role") not in ("follower", "master"):
+        raise AdminError(f"{candidate} is {status.get('role')!r}, not a follower that could serve")
+
+
+def _wait_until_heard(coord: Coordinator, candidate: str, timeout_s: float) -> None:
+    """Until every live replica publishes that it knows the candidate (a status round, about a second):
+    a replica that had not heard could win the election the step-down opens."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        live = [s for s in coord.replicas().values() if _fresh(s)]
+        if all(s.get("candidate") == candidate or s.get("role") == "master" for s in live):
+            return
+        time.sleep(0.2)
+    raise AdminError(f"not every live replica heard of the switchover to {candidate} within {timeout_s} s")
+
+
+def _fresh(status: dict) -> bool:
+    return time.time() - float(status.get("updated_at", 0)) < FRESH_S

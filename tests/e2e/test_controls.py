@@ -1,0 +1,66 @@
+"""End to end: the operators' controls. A switchover hands the ship to the named replica with no double
+emitter and no lost event; a paused ship does not fail over when its master dies; a failover to a named
+replica serves it again; resume makes failover automatic again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from seguro.ops.admin import leader_info, status_rows
+from tests.e2e.helpers import TTL_S, Cluster, wait_until
+
+pytestmark = pytest.mark.e2e
+SEGURO = [sys.executable, "-m", "seguro.cli"]
+
+
+def seguro(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SEGURO_ETCD": cluster.etcd, "SEGURO_SHIP": cluster.ship}
+    return subprocess.run([*SEGURO, *args, "--json"], capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_switchover_pause_failover_resume(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path / "cluster")
+    try:
+        cluster.send(300)
+        old = cluster.master()["id"]
+        candidate = sorted(n["id"] for n in cluster.state["nodes"] if n["id"] != old)[-1]
+        done = seguro(cluster, "switchover", "--candidate", candidate)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["new"] == candidate == cluster.master()["id"]
+        cluster.send(300)
+        wait_until("replicas to converge", cluster.converged, 60, every_s=0.5)
+        last = cluster.logs_agree()
+        assert max(cluster.peer.answers()) <= min(last.values()), "an acknowledged event is missing"
+        assert not cluster.peer.doubles(), "double boot"
+
+        paused = seguro(cluster, "pause")
+        assert paused.returncode == 0 and json.loads(paused.stdout)["paused"], paused.stderr
+        wait_until("every replica to know", lambda: all(
+            r["paused"]
+            for r in status_rows(cluster.etcd, cluster.ship)["replicas"]), 10, every_s=0.2)  # fmt: skip
+        os.kill(cluster.node(candidate)["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + TTL_S + 2 * TTL_S + 3  # lease, grace, and some
+        while time.monotonic() < deadline:  # bounded: nobody takes over while paused
+            info = leader_info(cluster.etcd, cluster.ship)
+            assert info is None or info["id"] == candidate, f"{info} took over a paused ship"
+            time.sleep(0.3)
+        assert status_rows(cluster.etcd, cluster.ship)["paused"]["by"]
+        healthy = seguro(cluster, "switchover", "--candidate", old)
+        assert healthy.returncode == 4 and "no master" in healthy.stderr  # nothing to switch over from
+        rescued = seguro(cluster, "failover", "--candidate", old)
+        assert rescued.returncode == 0, rescued.stderr
+        assert json.loads(rescued.stdout)["new"] == old == cluster.master()["id"]
+        refused = seguro(cluster, "failover", "--candidate", old)
+        assert refused.returncode == 1 and "healthy master" in refused.stderr
+        assert seguro(cluster, "resume").returncode == 0
+        assert status_rows(cluster.etcd, cluster.ship)["paused"] is None
+    finally:
+        cluster.close()
