@@ -35,6 +35,7 @@ def test_switchover_pause_failover_resume(tmp_path: Path) -> None:
         done = seguro(cluster, "switchover", "--candidate", candidate)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["new"] == candidate == cluster.master()["id"]
+        print(f"switchover: {done.stdout.strip()}")
         cluster.send(300)
         wait_until("replicas to converge", cluster.converged, 60, every_s=0.5)
         last = cluster.logs_agree()
@@ -58,6 +59,7 @@ def test_switchover_pause_failover_resume(tmp_path: Path) -> None:
         rescued = seguro(cluster, "failover", "--candidate", old)
         assert rescued.returncode == 0, rescued.stderr
         assert json.loads(rescued.stdout)["new"] == old == cluster.master()["id"]
+        print(f"failover: {rescued.stdout.strip()}")
         refused = seguro(cluster, "failover", "--candidate", old)
         assert refused.returncode == 1 and "healthy master" in refused.stderr
         assert seguro(cluster, "resume").returncode == 0
