@@ -13,7 +13,7 @@ from seguro.cli.exits import NoMaster, coordination_error
 from seguro.cli.ops import etcd_view_options
 from seguro.node.etcd.coordinator import CoordinationError
 from seguro.ops.admin import AdminError, NoMasterError
-from seguro.ops.controls import failover, pause, resume, switchover
+from seguro.ops.controls import failover, pause, reload_settings, resume, switchover
 
 
 def _run(action: Callable[[], dict[str, object]], as_json: bool, say: Callable[[dict], str]) -> None:
@@ -52,6 +52,7 @@ def resume_command(etcd: str, ship: str, as_json: bool) -> None:
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=1.0), default=15.0, show_default=True)
 def switchover_command(etcd: str, ship: str, as_json: bool, candidate: str, timeout_s: float) -> None:
     """Planned: the master hands the ship to CANDIDATE (`step-down` hands it to anyone)."""
+
     def say(r: dict) -> str:
         return f"{r['old']} handed ship {ship} to {r['new']} (epoch {r['new_epoch']}) in {r['seconds']} s"
 
@@ -64,10 +65,33 @@ def switchover_command(etcd: str, ship: str, as_json: bool, candidate: str, time
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=1.0), default=15.0, show_default=True)
 def failover_command(etcd: str, ship: str, as_json: bool, candidate: str, timeout_s: float) -> None:
     """With no healthy master (or while paused): CANDIDATE takes the ship over."""
+
     def say(r: dict) -> str:
         return f"{r['new']} serves ship {ship} (epoch {r['new_epoch']}) after {r['seconds']} s"
 
     _run(lambda: failover(etcd, ship, candidate, timeout_s), as_json, say)
 
 
-commands = [pause_command, resume_command, switchover_command, failover_command]
+@click.command("reload")
+@etcd_view_options
+@click.option("--id", "node_id", help="One replica (default: every running one).")
+def reload_command(etcd: str, ship: str, as_json: bool, node_id: str | None) -> None:
+    """Replicas read their settings again (as SIGHUP): live ones apply at once, others need a restart."""
+    answers = _answers(lambda: reload_settings(etcd, ship, node_id))
+    if as_json:
+        click.echo(json.dumps(answers))
+        return
+    for replica, answer in answers.items():
+        click.echo(f"{replica}: {answer}")
+
+
+def _answers(action: Callable[[], dict[str, object]]) -> dict[str, object]:
+    try:
+        return action()
+    except CoordinationError as e:
+        raise coordination_error(e) from None
+    except AdminError as e:
+        raise click.ClickException(str(e)) from None
+
+
+commands = [pause_command, resume_command, switchover_command, failover_command, reload_command]

@@ -125,11 +125,12 @@ def serve_node(
     from seguro.node.driver import Node, NodeHalted
 
     try:
-        node = Node(cfg)
+        node = Node(cfg, settings=lambda: NodeConfig.load(config_path, flags))
     except (OSError, ValueError, EventLogError) as e:
         raise click.ClickException(str(e)) from None
     signal.signal(signal.SIGTERM, lambda *_: node.stop())
     signal.signal(signal.SIGINT, lambda *_: node.stop())
+    signal.signal(signal.SIGHUP, lambda *_: node.reload())  # as `seguro reload`: live settings, at once
     if ready_file is not None:
         info = {
             "id": cfg.node_id,

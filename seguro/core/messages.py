@@ -215,6 +215,14 @@ class FollowerAck:
 
 
 @dataclass(frozen=True)
+class Reconfigured:
+    """`seguro reload` (or SIGHUP): the settings that may change while the node runs."""
+
+    nofailover: bool
+    failover_priority: int
+
+
+@dataclass(frozen=True)
 class StepDown:
     """An operator asked the master to step down."""
 
@@ -242,6 +250,7 @@ Event = (
     | BatchReceived
     | FollowerAck
     | StepDown
+    | Reconfigured
 )
 
 

@@ -21,6 +21,7 @@ at once, throws its run-ahead away (the runtime restarts from the committed log)
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from seguro.core import messages as m
 from seguro.core.admission import Standing, why_refuse_push
@@ -206,6 +207,9 @@ class Replica:
         self._promotion.read_done(self.durable, ev.head, bool(ev.error), now_s)
         if self._promotion.caught_up:
             self.committed = max(self.committed, ev.head)
+
+    def _on_Reconfigured(self, ev: m.Reconfigured, now_s: float, ready: m.Ready) -> None:
+        self.cfg = replace(self.cfg, nofailover=ev.nofailover, failover_priority=ev.failover_priority)
 
     def _on_StepDown(self, ev: m.StepDown, now_s: float, ready: m.Ready) -> None:
         if self.role in (MASTER, PROMOTING):

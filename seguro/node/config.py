@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
+from seguro.core.config import Config
 from seguro.node.etcd.coordinator import parse_endpoints
 from seguro.urbit.launch import launch
 
@@ -286,3 +287,16 @@ def _check_types(cls: type, values: dict[str, object]) -> None:
         value = values[f.name]
         if not isinstance(value, want) or (isinstance(value, bool) and bool not in want):
             raise ConfigError(f"{f.name} must be {' or '.join(t.__name__ for t in want)}, got {value!r}")
+
+
+def core_config(cfg: NodeConfig) -> Config:
+    """The pure core's settings from the node's (a log-only replica never campaigns; the failover grace
+    defaults to two lease TTLs)."""
+    return Config(
+        node_id=cfg.node_id, lease_ttl_s=float(cfg.lease_ttl_s), lease_margin_s=cfg.lease_margin_s,
+        ack_replicas=cfg.ack_replicas, max_event_bytes=cfg.max_event_bytes,
+        etcd_retain_events=cfg.etcd_retain_events, etcd_retain_bytes=cfg.etcd_retain_bytes,
+        nofailover=cfg.nofailover or cfg.log_only, failover_priority=cfg.failover_priority,
+        failover_grace_s=cfg.failover_grace_s or 2.0 * cfg.lease_ttl_s,
+        promotion_timeout_s=cfg.promotion_timeout_s,
+    )  # fmt: skip

@@ -15,18 +15,18 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import seguro
 from seguro.core import messages as m
 from seguro.core.clock import Clock
-from seguro.core.config import Config
 from seguro.core.replication import MASTER, Replica
 from seguro.invariant import InvariantViolation
 from seguro.node.behn import Behn
 from seguro.node.bootstrap import KeptSnapshots
 from seguro.node.clock import SystemClock
-from seguro.node.config import NodeConfig
+from seguro.node.config import ConfigError, NodeConfig, core_config
 from seguro.node.emitter import Emitter
 from seguro.node.etcd.coordinator import Coordinator, MasterInfo
 from seguro.node.etcd.schema import SPACE_HELP
@@ -39,6 +39,7 @@ from seguro.node.mars_runtime import MarsRuntime, pier_meta
 from seguro.node.metrics import NodeMetrics
 from seguro.node.peer_fetch import PeerFetcher
 from seguro.node.push import PushStream, PushStreams
+from seguro.node.reload import changes
 from seguro.node.runtime import Job, RuntimeWorker
 from seguro.node.scry import ScryAnswers
 from seguro.node.services import health_of, serve, set_serving
@@ -65,8 +66,11 @@ class NodeHalted(RuntimeError):
 
 
 class Node:
-    def __init__(self, cfg: NodeConfig, clock: Clock | None = None) -> None:
+    def __init__(
+        self, cfg: NodeConfig, clock: Clock | None = None, settings: Callable[[], NodeConfig] | None = None
+    ) -> None:
         self.cfg, self.node_id, self.clock = cfg, cfg.node_id, clock or SystemClock()
+        self._settings = settings  # how `seguro reload` and SIGHUP read the settings again
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.eventlog = EventLog(cfg.data_dir)
         try:
@@ -83,7 +87,7 @@ class Node:
         self.launch = launch(cfg.runtime, cfg.data_dir / "pier")
         self.snapshots = KeptSnapshots(cfg, self.eventlog, self.launch)  # an empty log starts from a peer's
         durable, genesis = self.eventlog.last_event(), self.eventlog.meta().get("genesis")
-        self.core = Replica(self._core_config(), durable_event=durable, genesis=genesis)
+        self.core = Replica(core_config(cfg), durable_event=durable, genesis=genesis)
         self._stop = threading.Event()
         self._fatal: InvariantViolation | NodeHalted | None = None
         # What Status answers until the first status round: the gRPC server starts before the loop does.
@@ -159,17 +163,6 @@ class Node:
         return PushStream(
             follower_id, address, self.eventlog, epoch, self.identity(), self.post, self.appended,
             self.cfg.max_event_bytes, self.die,
-        )  # fmt: skip
-
-    def _core_config(self) -> Config:
-        cfg = self.cfg
-        return Config(
-            node_id=cfg.node_id, lease_ttl_s=float(cfg.lease_ttl_s), lease_margin_s=cfg.lease_margin_s,
-            ack_replicas=cfg.ack_replicas, max_event_bytes=cfg.max_event_bytes,
-            etcd_retain_events=cfg.etcd_retain_events, etcd_retain_bytes=cfg.etcd_retain_bytes,
-            nofailover=cfg.nofailover or cfg.log_only, failover_priority=cfg.failover_priority,
-            failover_grace_s=cfg.failover_grace_s or 2.0 * cfg.lease_ttl_s,
-            promotion_timeout_s=cfg.promotion_timeout_s,
         )  # fmt: skip
 
     def _check_ship(self) -> None:
@@ -354,6 +347,22 @@ class Node:
     def status(self) -> dict[str, object]:
         with self._lock:
             return dict(self._status)
+
+    def reload(self) -> dict[str, object]:
+        """Read the settings again; apply those that can change live, name those that need a restart."""
+        if self._settings is None:
+            return {"applied": {}, "restart_needed": [], "error": "this node has no settings to read again"}
+        try:
+            live, restart = changes(self.cfg, self._settings())
+            self.cfg = replace(self.cfg, **live)  # validated again
+        except (ConfigError, ValueError, OSError) as e:
+            return {"applied": {}, "restart_needed": [], "error": str(e)}
+        self.post(m.Reconfigured(self.cfg.nofailover or self.cfg.log_only, self.cfg.failover_priority))
+        if self.http is not None:
+            self.http.replica_max_lag = self.cfg.replica_max_lag
+        self.runtime.set_snapshot_every(self.cfg.snapshot_every)
+        log.info("settings reloaded", extra={"applied": live, "restart_needed": restart})
+        return {"applied": live, "restart_needed": restart, "error": ""}
 
     def probe(self) -> Probe:
         """What the HTTP endpoints decide on, read now (plain attribute reads of the core, as below)."""

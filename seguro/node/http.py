@@ -77,7 +77,8 @@ class HttpEndpoint:
         self, hostport: tuple[str, int], probe: Callable[[], Probe], metrics: Callable[[], bytes],
         replica_max_lag: int, metrics_type: str,
     ) -> None:  # fmt: skip
-        handler = _handler(probe, metrics, replica_max_lag, metrics_type)
+        self.replica_max_lag = replica_max_lag  # `seguro reload` may change it
+        handler = _handler(probe, metrics, lambda: self.replica_max_lag, metrics_type)
         self._server = ThreadingHTTPServer(hostport, handler)
         self._server.daemon_threads = True
         self.address = "{}:{}".format(*self._server.server_address[:2])
@@ -90,7 +91,7 @@ class HttpEndpoint:
 
 
 def _handler(
-    probe: Callable[[], Probe], metrics: Callable[[], bytes], max_lag: int, metrics_type: str
+    probe: Callable[[], Probe], metrics: Callable[[], bytes], max_lag: Callable[[], int], metrics_type: str
 ) -> type:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
@@ -98,7 +99,7 @@ def _handler(
                 if urlsplit(self.path).path == "/metrics":
                     status, kind, body = 200, metrics_type, metrics()
                 else:
-                    status, kind, body = answer(self.path, probe(), max_lag)
+                    status, kind, body = answer(self.path, probe(), max_lag())
             except Exception as e:  # an endpoint must answer, never hang a load balancer's check
                 log.exception("http endpoint failed", extra={"path": self.path[:200]})
                 status, kind, body = _json(500, {"error": type(e).__name__})

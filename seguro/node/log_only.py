@@ -55,6 +55,9 @@ class NoRuntime:
     def snapshot_if_due(self) -> None:
         """Nothing to snapshot."""
 
+    def set_snapshot_every(self, events: int) -> None:
+        """Nothing to snapshot."""
+
     def stop(self, timeout_s: float = 5.0) -> None:
         """Nothing runs."""
 

@@ -136,6 +136,10 @@ class RuntimeWorker:
         if self._serf is not None:
             self._serf.kill()
 
+    def set_snapshot_every(self, events: int) -> None:
+        """`seguro reload`: the interval from the next snapshot on."""
+        self._snapshot_every = events
+
     @property
     def pid(self) -> int | None:
         return self._serf.pid if self._serf is not None else None

@@ -9,6 +9,7 @@ is the flow control (a slow follower slows only its own stream). The services re
 
 from __future__ import annotations
 
+import json
 import queue
 import weakref
 from collections.abc import Iterator
@@ -53,6 +54,7 @@ class NodeHandle(Protocol):
     def close_stream(self, stream_id: int) -> None: ...
     def status(self) -> dict[str, object]: ...
     def poke(self, jam: bytes) -> tuple[int, str]: ...
+    def reload(self) -> dict[str, object]: ...
     def die(self, error: InvariantViolation) -> None: ...
 
 
@@ -189,6 +191,13 @@ class AdminService(rpc.AdminServicer):
         was_master = self._node.status()["role"] == "master"
         self._node.post(m.StepDown())
         return pb.StepDownReply(was_master=was_master)
+
+    def Reload(self, request: pb.ReloadRequest, context: grpc.ServicerContext) -> pb.ReloadReply:
+        """Read the settings again, as SIGHUP does."""
+        done = self._node.reload()
+        applied = {k: json.dumps(v) for k, v in dict(done["applied"]).items()}  # type: ignore[call-overload]
+        return pb.ReloadReply(applied=applied, restart_needed=list(done["restart_needed"]),  # type: ignore[call-overload]
+                              error=str(done["error"]))  # fmt: skip
 
     def Poke(self, request: pb.PokeRequest, context: grpc.ServicerContext) -> pb.PokeReply:
         """Answers once the event is committed in etcd (with its number), or with why it was not."""

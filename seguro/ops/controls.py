@@ -10,10 +10,15 @@ rests on them: fencing decides who may commit and emit, whatever the controls sa
 
 from __future__ import annotations
 
+import json
 import time
+
+import grpc
 
 from seguro.node.etcd.coordinator import Coordinator
 from seguro.ops.admin import AdminError, NoMasterError, coordinator_for, step_down, wait_for_master
+from seguro.proto.seguro.v1 import replication_pb2 as pb
+from seguro.proto.seguro.v1 import replication_pb2_grpc as rpc
 
 CANDIDATE_TTL_S = 60  # the most a switchover or failover may take before the candidate key lapses
 FRESH_S = 5.0  # a replica that published its status this recently is up
@@ -98,3 +103,30 @@ def _wait_until_heard(coord: Coordinator, candidate: str, timeout_s: float) -> N
 
 def _fresh(status: dict) -> bool:
     return time.time() - float(status.get("updated_at", 0)) < FRESH_S
+
+
+def reload_settings(etcd: str, ship: str, node_id: str | None = None) -> dict[str, object]:
+    """Ask one running replica (or every one that published lately) to read its settings again."""
+    with coordinator_for(etcd, ship) as coord:
+        replicas = coord.replicas()
+    targets = (
+        {node_id: replicas.get(node_id)} if node_id else {i: s for i, s in replicas.items() if _fresh(s)}
+    )
+    if node_id and (targets[node_id] is None or not _fresh(targets[node_id] or {})):
+        raise AdminError(f"ship {ship} has no running replica {node_id!r}")
+    answers: dict[str, object] = {}
+    for replica, status in sorted(targets.items()):
+        address = str((status or {}).get("grpc", ""))
+        try:
+            with grpc.insecure_channel(address) as channel:
+                reply = rpc.AdminStub(channel).Reload(pb.ReloadRequest(), timeout=5)
+        except grpc.RpcError as e:
+            answers[replica] = {"error": f"{e.code().name}: {e.details()}"}  # type: ignore[attr-defined]
+            continue
+        applied = {k: json.loads(v) for k, v in reply.applied.items()}
+        answers[replica] = {
+            "applied": applied,
+            "restart_needed": list(reply.restart_needed),
+            "error": reply.error,
+        }
+    return answers

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from seguro.ops import cluster as local
 from seguro.ops.admin import leader_info, status_rows
 from tests.e2e.helpers import TTL_S, Cluster, wait_until
 
@@ -64,5 +65,38 @@ def test_switchover_pause_failover_resume(tmp_path: Path) -> None:
         assert refused.returncode == 1 and "healthy master" in refused.stderr
         assert seguro(cluster, "resume").returncode == 0
         assert status_rows(cluster.etcd, cluster.ship)["paused"] is None
+    finally:
+        cluster.close()
+
+
+def test_reload_and_sighup_apply_live_settings_and_name_the_rest(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path / "cluster")
+    settings = tmp_path / "n3.toml"
+    settings.write_text("failover_priority = 1\n")
+    try:
+        local.add_node(cluster.workdir, "n3", ["--config", str(settings)])
+
+        def row() -> dict:
+            return {r["id"]: r for r in status_rows(cluster.etcd, cluster.ship)["replicas"]}.get("n3", {})
+
+        wait_until("n3 to publish", lambda: row().get("role") == "follower", 20, every_s=0.2)
+        settings.write_text("failover_priority = 5\nnofailover = true\netcd_retain_events = 5000\n")
+        done = seguro(cluster, "reload", "--id", "n3")
+        assert done.returncode == 0, done.stderr
+        applied = {"failover_priority": 5, "nofailover": True}
+        assert json.loads(done.stdout)["n3"] == {"applied": applied, "restart_needed": ["etcd_retain_events"],
+                                                 "error": ""}  # fmt: skip
+
+        def shows_them() -> bool:
+            return (row()["failover_priority"], row()["nofailover"]) == (5, True)
+
+        wait_until("the new settings in n3's status", shows_them, 10, every_s=0.2)
+        settings.write_text("failover_priority = 7\nnofailover = true\netcd_retain_events = 5000\n")
+        os.kill(cluster.node("n3")["pid"], signal.SIGHUP)
+        wait_until("SIGHUP to apply it", lambda: row()["failover_priority"] == 7, 10, every_s=0.2)
+        settings.write_text("failover_priority = -1\n")
+        bad = seguro(cluster, "reload", "--id", "n3")
+        assert "failover_priority must be >= 0" in json.loads(bad.stdout)["n3"]["error"]
+        assert row()["failover_priority"] == 7  # a bad file changes nothing
     finally:
         cluster.close()

@@ -134,6 +134,27 @@ class StepDownReply(_message.Message):
     was_master: bool
     def __init__(self, was_master: _Optional[bool] = ...) -> None: ...
 
+class ReloadRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReloadReply(_message.Message):
+    __slots__ = ("applied", "restart_needed", "error")
+    class AppliedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    RESTART_NEEDED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    applied: _containers.ScalarMap[str, str]
+    restart_needed: _containers.RepeatedScalarFieldContainer[str]
+    error: str
+    def __init__(self, applied: _Optional[_Mapping[str, str]] = ..., restart_needed: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ...) -> None: ...
+
 class SnapshotRequest(_message.Message):
     __slots__ = ("ship", "genesis", "replica_id", "manifest_only")
     SHIP_FIELD_NUMBER: _ClassVar[int]

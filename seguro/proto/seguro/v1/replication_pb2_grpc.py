@@ -206,6 +206,11 @@ class AdminStub:
                 request_serializer=seguro_dot_v1_dot_replication__pb2.StepDownRequest.SerializeToString,
                 response_deserializer=seguro_dot_v1_dot_replication__pb2.StepDownReply.FromString,
                 _registered_method=True)
+        self.Reload = channel.unary_unary(
+                '/seguro.v1.Admin/Reload',
+                request_serializer=seguro_dot_v1_dot_replication__pb2.ReloadRequest.SerializeToString,
+                response_deserializer=seguro_dot_v1_dot_replication__pb2.ReloadReply.FromString,
+                _registered_method=True)
         self.Poke = channel.unary_unary(
                 '/seguro.v1.Admin/Poke',
                 request_serializer=seguro_dot_v1_dot_replication__pb2.PokeRequest.SerializeToString,
@@ -223,6 +228,12 @@ class AdminServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StepDown(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Reload(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -246,6 +257,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.StepDown,
                     request_deserializer=seguro_dot_v1_dot_replication__pb2.StepDownRequest.FromString,
                     response_serializer=seguro_dot_v1_dot_replication__pb2.StepDownReply.SerializeToString,
+            ),
+            'Reload': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reload,
+                    request_deserializer=seguro_dot_v1_dot_replication__pb2.ReloadRequest.FromString,
+                    response_serializer=seguro_dot_v1_dot_replication__pb2.ReloadReply.SerializeToString,
             ),
             'Poke': grpc.unary_unary_rpc_method_handler(
                     servicer.Poke,
@@ -307,6 +323,33 @@ class Admin:
             '/seguro.v1.Admin/StepDown',
             seguro_dot_v1_dot_replication__pb2.StepDownRequest.SerializeToString,
             seguro_dot_v1_dot_replication__pb2.StepDownReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seguro.v1.Admin/Reload',
+            seguro_dot_v1_dot_replication__pb2.ReloadRequest.SerializeToString,
+            seguro_dot_v1_dot_replication__pb2.ReloadReply.FromString,
             options,
             channel_credentials,
             insecure,
