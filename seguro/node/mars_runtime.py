@@ -80,7 +80,6 @@ class MarsRuntime(RuntimeWorker):
         self._events: PierLog | None = None
         self._synced = False  # the pier holds exactly the committed log; False after a failure
         self._worker_started_s = 0.0
-        self.snapshots = 0
 
     def _usable(self) -> bool:
         return self._synced
@@ -269,5 +268,4 @@ class MarsRuntime(RuntimeWorker):
             self._synced = False
             self._post(m.Diverged(eve, why))
             return
-        self.snapshots += 1
         self._saved(eve, mug)

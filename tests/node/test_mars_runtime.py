@@ -79,7 +79,7 @@ def test_a_follower_appends_committed_records_and_replays_them_to_snapshot(tmp_p
         follower.snapshot_if_due()
         follower.apply_to(33)  # queued behind the snapshot cycle: it has ended when this is Applied
         next_event(followed, m.Applied)
-        assert follower.snapshots == 1 and (tmp_path / "f" / "pier" / SNAPSHOT_NAME).exists()
+        assert (tmp_path / "f" / "pier" / SNAPSHOT_NAME).exists()
         assert saved == [(33, decode_record(records[-1]).mug)]  # at the committed head, with its logged mug
         assert follower.pid is None  # the follower's worker ran only to replay and save
     finally:
