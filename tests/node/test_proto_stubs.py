@@ -1,5 +1,5 @@
-"""The generated gRPC stubs under seguro/proto/, and the copy of the .proto shipped beside them in the wheel,
-must match proto/ (regenerate with scripts/gen_proto.sh)."""
+"""The generated gRPC stubs under seguro/proto/ must match proto/ (regenerate with scripts/gen_proto.sh), and
+the .proto shipped beside them in the wheel is proto/'s own, through a symlink."""
 
 import filecmp
 import subprocess
@@ -16,7 +16,10 @@ def test_stubs_are_fresh(tmp_path: Path) -> None:
         env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"},
     )
     generated = ROOT / "seguro/proto/seguro/v1"
-    for name in ["replication_pb2.py", "replication_pb2.pyi", "replication_pb2_grpc.py", "replication.proto"]:
+    for name in ["replication_pb2.py", "replication_pb2.pyi", "replication_pb2_grpc.py"]:
         assert filecmp.cmp(tmp_path / "seguro/v1" / name, generated / name, shallow=False), (
             f"{name} is stale: run `bash scripts/gen_proto.sh`"
         )
+    shipped = generated / "replication.proto"  # package data: the one source, through a symlink
+    source = ROOT / "proto/seguro/v1/replication.proto"
+    assert shipped.is_symlink() and filecmp.cmp(shipped, source, shallow=False)
