@@ -141,11 +141,8 @@ class ScryAnswers:
     def flush(self, committed: int, deadline_s: float, gate: Gate) -> None:
         """On the driver thread: send the answers whose events are committed, while still master in the
         epoch they were asked in; drop those that waited HOLD_S for a commit."""
-        while True:
-            try:
-                self._held.append(self._done.get_nowait())
-            except queue.Empty:
-                break
+        while not self._done.empty():  # called on every turn of the driver loop: nothing to do is cheap
+            self._held.append(self._done.get_nowait())
         if not self._held:
             return
         epoch, now_s, keep = self._serving_epoch(), self._clock.now_s(), []
