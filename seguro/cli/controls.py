@@ -17,9 +17,15 @@ from seguro.ops.controls import failover, pause, reload_settings, resume, switch
 
 
 def _run(action: Callable[[], dict[str, object]], as_json: bool, say: Callable[[dict], str]) -> None:
+    result = _mapped(action)
+    click.echo(json.dumps(result) if as_json else say(result))
+
+
+def _mapped(action: Callable[[], dict[str, object]]) -> dict[str, object]:
+    """The action's result, or its failure as the CLI's error and exit code (seguro.cli.exits)."""
     try:
-        result = action()
-    except ValueError as e:
+        return action()
+    except ValueError as e:  # a malformed --etcd
         raise click.UsageError(str(e)) from None
     except CoordinationError as e:
         raise coordination_error(e) from None
@@ -27,7 +33,6 @@ def _run(action: Callable[[], dict[str, object]], as_json: bool, say: Callable[[
         raise NoMaster(str(e)) from None
     except AdminError as e:
         raise click.ClickException(str(e)) from None
-    click.echo(json.dumps(result) if as_json else say(result))
 
 
 @click.command("pause")
@@ -77,21 +82,12 @@ def failover_command(etcd: str, ship: str, as_json: bool, candidate: str, timeou
 @click.option("--id", "node_id", help="One replica (default: every running one).")
 def reload_command(etcd: str, ship: str, as_json: bool, node_id: str | None) -> None:
     """Replicas read their settings again (as SIGHUP): live ones apply at once, others need a restart."""
-    answers = _answers(lambda: reload_settings(etcd, ship, node_id))
+    answers = _mapped(lambda: reload_settings(etcd, ship, node_id))
     if as_json:
         click.echo(json.dumps(answers))
         return
     for replica, answer in answers.items():
         click.echo(f"{replica}: {answer}")
-
-
-def _answers(action: Callable[[], dict[str, object]]) -> dict[str, object]:
-    try:
-        return action()
-    except CoordinationError as e:
-        raise coordination_error(e) from None
-    except AdminError as e:
-        raise click.ClickException(str(e)) from None
 
 
 commands = [pause_command, resume_command, switchover_command, failover_command, reload_command]

@@ -240,17 +240,27 @@ def chop_command(data_dir: Path, etcd: str | None, ship: str | None, alone: bool
     """Drop the local events a kept runtime snapshot stands for (the node must be stopped).
 
     Safe only below a snapshot every replica holds: give --etcd and --ship to cut there, or --alone."""
-    from seguro.node.etcd.coordinator import CoordinationError
+    from seguro.cli.exits import coordination_error
+    from seguro.node.etcd.coordinator import CoordinationError, parse_endpoints
     from seguro.node.eventlog import EventLogLocked
     from seguro.ops.chop import ChopError, chop
 
     if bool(etcd) == alone:
         raise click.UsageError("give --etcd (and --ship) to cut below every replica's snapshot, or --alone")
+    if etcd:  # checked before the log is opened for writing
+        if not ship:
+            raise click.UsageError("give --ship with --etcd")
+        try:
+            parse_endpoints([u.strip() for u in etcd.split(",")])
+        except ValueError as e:
+            raise click.UsageError(f"--etcd: {e}") from None
     try:
         done = chop(data_dir, etcd, ship)
     except EventLogLocked:
         raise click.ClickException(f"{data_dir}: its node is running; stop it first") from None
-    except (ChopError, CoordinationError, EventLogError) as e:
+    except CoordinationError as e:
+        raise coordination_error(e) from None
+    except (ChopError, EventLogError) as e:
         raise click.ClickException(str(e)) from None
     if as_json:
         click.echo(json.dumps(done.to_dict()))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from click.testing import CliRunner
 
 from seguro.cli import main
+from seguro.node.eventlog import EventLog
+from seguro.node.snapshots import SnapshotStore
 from seguro.ops.etcd_server import EtcdCluster
 from tests.conftest import put_bare_genesis
 
@@ -33,3 +37,26 @@ def test_a_demo_whose_etcd_cannot_start_says_so_without_a_traceback() -> None:
     result = CliRunner().invoke(main, ["demo"], env={"PATH": "/nonexistent"})
     assert result.exit_code == 1 and "cannot start etcd" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_chop_and_reload_map_bad_etcd_settings_to_usage_and_unreachable(tmp_path: Path) -> None:
+    """Found in review: a malformed --etcd was a traceback for both, and chop said 1 for an etcd it could
+    not reach and for --etcd without --ship."""
+    runner = CliRunner()
+    data = str(tmp_path)
+    no_ship = runner.invoke(main, ["log", "chop", "--data", data, "--etcd", DOWN], env={"SEGURO_SHIP": ""})
+    assert no_ship.exit_code == 2 and "give --ship with --etcd" in no_ship.output
+    malformed = runner.invoke(main, ["log", "chop", "--data", data, "--etcd", "nonsense", "--ship", "zod"])
+    assert malformed.exit_code == 2 and "host:port" in malformed.output
+    reload = runner.invoke(main, ["reload", "--etcd", "nonsense", "--ship", "zod"])
+    assert reload.exit_code == 2 and "host:port" in reload.output
+    with EventLog(tmp_path / "data") as log:  # a log with a kept snapshot, so chop gets as far as etcd
+        log.append(1, [b"\x00" * 4 + b"\x01"])
+    kept = tmp_path / "snapshot.jam"
+    kept.write_bytes(b"state")
+    SnapshotStore(tmp_path / "data").keep(1, 0, "ship", {"snapshot.jam": kept}, genesis="")
+    replica = str(tmp_path / "data")
+    down = runner.invoke(main, ["log", "chop", "--data", replica, "--etcd", DOWN, "--ship", "zod"])
+    assert down.exit_code == 5 and "etcd unreachable" in down.output
+    with EventLog(tmp_path / "data") as log:
+        assert (log.first_event(), log.last_event()) == (1, 1)  # nothing lost
