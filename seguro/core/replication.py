@@ -105,6 +105,7 @@ class Replica:
             "epoch": self.epoch if self.role in (MASTER, PROMOTING) else self.highest_epoch,
             "durable_event": self.durable,
             "applied_event": self.applied,
+            "runtime_ready": self.runtime_ready,
             "committed_event": self.committed,
             "lease_remaining_s": round(self._keeper.remaining_s(now_s), 3),
             "error": self.stop_reason or (WAITING_REASON if self.role == WAITING else ""),

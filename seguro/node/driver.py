@@ -37,6 +37,7 @@ from seguro.node.http import HttpEndpoint, Probe
 from seguro.node.log_only import NoRuntime, PierTail
 from seguro.node.mars_runtime import MarsRuntime, pier_meta
 from seguro.node.metrics import NodeMetrics
+from seguro.node.notify import Notifier
 from seguro.node.peer_fetch import PeerFetcher
 from seguro.node.push import PushStream, PushStreams
 from seguro.node.reload import changes
@@ -138,6 +139,7 @@ class Node:
         self._etcd_alarms: list[str] = []
         self._freshness = Freshness(fresh_s=max(3.0, 3 * STATUS_EVERY_S))
         self._watch = None
+        self.notifier = Notifier()
 
     def _make_runtime(self, cfg: NodeConfig) -> RuntimeWorker | NoRuntime:
         """The ship's runtime; none for a log-only replica; a running vere's pier for its follower."""
@@ -403,7 +405,8 @@ class Node:
             alarms = self.tasks.alarms()
             if alarms is not None:
                 self._etcd_alarms = alarms
-            quietly("put_replica", self.coord.put_replica, self.node_id, status)
+            if quietly("put_replica", self.coord.put_replica, self.node_id, status):
+                self.notifier.joined(status)  # systemd's READY=1: the node is seen in etcd, not just bound
             registry, controls = self.tasks.registry(), self.tasks.controls()
             if controls is not None:  # else the last ones read stand
                 self._controls = controls
@@ -467,6 +470,7 @@ class Node:
         """Stop taking events, give the key and lease back (a quick failover), then stop every reader of
         the log before closing it."""
         set_serving(health_of(self._server), False)  # health checks: NOT_SERVING while resigning, and after
+        self.notifier.stopping()
         self.ingress.close()
         if self.http is not None:
             self.http.close()

@@ -26,12 +26,15 @@ from seguro.node.wire import batch_from_pb
 log = logging.getLogger(__name__)
 
 
-def quietly(what: str, fn: Callable[..., Any], *args: object) -> None:
-    """Make a best-effort etcd request: a failure is logged, never raised (the core asks again)."""
+def quietly(what: str, fn: Callable[..., Any], *args: object) -> bool:
+    """Make a best-effort etcd request: a failure is logged, never raised (the core asks again).
+    Returns whether it succeeded."""
     try:
         fn(*args)
     except CoordinationError as e:
         log.warning("etcd request failed", extra={"what": what, "error": str(e)})
+        return False
+    return True
 
 
 class EtcdTasks:

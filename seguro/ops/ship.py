@@ -13,7 +13,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from seguro.node.etcd.coordinator import Coordinator, Genesis
+from seguro.node.etcd.coordinator import Coordinator, Genesis, ShipExists
 from seguro.urbit.record import encode_record
 from seguro.urbit.ship.kernel import boot_events
 
@@ -34,3 +34,18 @@ def create_ship(etcd: str, ship: str, who: str = "~zod", now_s: float | None = N
     with Coordinator(etcd, ship) as coord:
         coord.create_genesis(genesis, records)
     return genesis
+
+
+def ensure_ship(etcd: str, ship: str, who: str = "~zod") -> tuple[Genesis, bool]:
+    """Create the reference ship unless it exists (for a deployment run again and again): (its genesis,
+    whether this call created it). A ship of that name made as another @p is refused (ShipExists), not
+    taken for this one."""
+    try:
+        return create_ship(etcd, ship, who), True
+    except ShipExists:
+        with Coordinator(etcd, ship) as coord:
+            found = coord.genesis()
+        if found is None or found.who != who:
+            held = "a log and no genesis record" if found is None else f"{found.who}, genesis {found.id}"
+            raise ShipExists(f"ship {ship} exists in etcd as {held}, not as {who}") from None
+        return found, False

@@ -60,3 +60,16 @@ def test_chop_and_reload_map_bad_etcd_settings_to_usage_and_unreachable(tmp_path
     assert down.exit_code == 5 and "etcd unreachable" in down.output
     with EventLog(tmp_path / "data") as log:
         assert (log.first_event(), log.last_event()) == (1, 1)  # nothing lost
+
+
+def test_ship_create_exist_ok_is_idempotent_but_never_takes_another_ship(etcd1: EtcdCluster) -> None:
+    runner, env = CliRunner(), {"SEGURO_ETCD": etcd1.endpoints, "SEGURO_SHIP": "zod"}
+    first = runner.invoke(main, ["ship", "create", "--who", "~zod", "--exist-ok"], env=env)
+    again = runner.invoke(main, ["ship", "create", "--who", "~zod", "--exist-ok"], env=env)
+    assert first.exit_code == 0 and first.output.startswith("created ship zod")
+    assert again.exit_code == 0 and again.output.startswith("exists: ship zod")
+    assert first.output.split("genesis ")[1] == again.output.split("genesis ")[1]
+    other = runner.invoke(main, ["ship", "create", "--who", "~nec", "--exist-ok"], env=env)
+    assert other.exit_code == 1 and "exists in etcd as ~zod" in other.output
+    plain = runner.invoke(main, ["ship", "create", "--who", "~zod"], env=env)
+    assert plain.exit_code == 1 and "already exists" in plain.output
