@@ -105,6 +105,9 @@ def status(etcd: str, ship: str, as_json: bool) -> None:
     else:
         click.echo(f"ship {ship} ({genesis['who']}), genesis {genesis['id']}: head {report['head']}, "
                    f"master {report['master'] or '(none)'}")  # fmt: skip
+    for key, by_value in report["differ"].items():  # type: ignore[attr-defined]
+        values = "; ".join(f"{value} on {', '.join(ids)}" for value, ids in by_value.items())
+        click.echo(f"replicas differ in {key}: {values}")
     click.echo(f"{'id':<10} {'role':<12} {'durable':>9} {'applied':>9} {'lag':>6} {'prio':>5}  notes")
     for r in report["replicas"]:  # type: ignore[attr-defined]
         prio = "nofo" if r["nofailover"] else str(r["failover_priority"])

@@ -289,6 +289,17 @@ def _check_types(cls: type, values: dict[str, object]) -> None:
             raise ConfigError(f"{f.name} must be {' or '.join(t.__name__ for t in want)}, got {value!r}")
 
 
+# Settings every replica of a ship must share: a failover to a replica with another TTL or ack count
+# changes the ship's guarantees, and another retention changes what a lagging replica can catch up from.
+# Each node publishes its own in its status; `seguro status` names replicas that differ.
+SHARED_SETTINGS = ("lease_ttl_s", "lease_margin_s", "ack_replicas", "max_event_bytes", "etcd_retain_events",
+                   "etcd_retain_bytes")  # fmt: skip
+
+
+def shared_settings(cfg: NodeConfig) -> dict[str, object]:
+    return {key: getattr(cfg, key) for key in SHARED_SETTINGS}
+
+
 def core_config(cfg: NodeConfig) -> Config:
     """The pure core's settings from the node's (a log-only replica never campaigns; the failover grace
     defaults to two lease TTLs)."""

@@ -26,7 +26,7 @@ from seguro.invariant import InvariantViolation
 from seguro.node.behn import Behn
 from seguro.node.bootstrap import KeptSnapshots
 from seguro.node.clock import SystemClock
-from seguro.node.config import ConfigError, NodeConfig, core_config
+from seguro.node.config import ConfigError, NodeConfig, core_config, shared_settings
 from seguro.node.emitter import Emitter
 from seguro.node.etcd.coordinator import Coordinator, MasterInfo
 from seguro.node.etcd.schema import SPACE_HELP
@@ -386,7 +386,8 @@ class Node:
                   "datagrams_filtered": dict(self.ingress.filtered), "scry": self.scry.counts(),
                   "peer_refusals": self.peer_refusals, "etcd_alarms": list(self._etcd_alarms),
                   "effects_unserved": dict(self.emitter.unserved), "snapshot_event": self.snapshots.event,
-                  "bootstrapped": self.snapshots.bootstrapped, "version": VERSION}  # fmt: skip
+                  "bootstrapped": self.snapshots.bootstrapped, "version": VERSION,
+                  "settings": shared_settings(self.cfg)}  # fmt: skip
         if self._etcd_alarms and not status["error"]:
             status["error"] = f"etcd alarm: {', '.join(self._etcd_alarms)}: {SPACE_HELP}"
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from dataclasses import asdict
 
@@ -55,10 +56,24 @@ def status_rows(etcd: str, ship: str, stale_after_s: float = 5.0) -> dict[str, o
                      "snapshot_event": int(st.get("snapshot_event", 0)),
                      "bootstrapped": st.get("bootstrapped"), "version": st.get("version", ""),
                      "scry": st.get("scry", {}), "paused": st.get("paused", ""),
-                     "error": st.get("error", "")})  # fmt: skip
+                     "settings": st.get("settings", {}), "error": st.get("error", "")})  # fmt: skip
     return {"head": head, "master": master.node_id if master else None, "etcd_alarms": alarms,
             "paused": controls.get("pause"), "candidate": (controls.get("candidate") or {}).get("id"),
-            "genesis": asdict(genesis) if genesis else None, "replicas": rows}  # fmt: skip
+            "genesis": asdict(genesis) if genesis else None, "replicas": rows,
+            "differ": differences(rows)}  # fmt: skip
+
+
+def differences(rows: list[dict]) -> dict[str, dict[str, list[str]]]:
+    """Settings that must agree across replicas, and the version, where live replicas differ:
+    {setting: {value: [replica ids]}} (a rolling upgrade shows as two versions)."""
+    seen: dict[str, dict[str, list[str]]] = {}
+    for row in rows:
+        if row["role"] == "unreachable":
+            continue
+        values = {**row["settings"], "version": row["version"]}
+        for key, value in values.items():
+            seen.setdefault(key, {}).setdefault(json.dumps(value), []).append(row["id"])
+    return {key: by_value for key, by_value in sorted(seen.items()) if len(by_value) > 1}
 
 
 def wait_for_master(etcd: str, ship: str, timeout_s: float, not_id: str | None = None) -> dict:

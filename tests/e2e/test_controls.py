@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from seguro.node.config import SHARED_SETTINGS
 from seguro.ops import cluster as local
 from seguro.ops.admin import leader_info, status_rows
 from tests.e2e.helpers import TTL_S, Cluster, wait_until
@@ -80,6 +81,8 @@ def test_reload_and_sighup_apply_live_settings_and_name_the_rest(tmp_path: Path)
             return {r["id"]: r for r in status_rows(cluster.etcd, cluster.ship)["replicas"]}.get("n3", {})
 
         wait_until("n3 to publish", lambda: row().get("role") == "follower", 20, every_s=0.2)
+        assert set(row()["settings"]) == set(SHARED_SETTINGS)
+        assert status_rows(cluster.etcd, cluster.ship)["differ"] == {}, "all replicas run the same settings"
         settings.write_text("failover_priority = 5\nnofailover = true\netcd_retain_events = 5000\n")
         done = seguro(cluster, "reload", "--id", "n3")
         assert done.returncode == 0, done.stderr
