@@ -13,7 +13,7 @@ from seguro.cli.exits import NoMaster, coordination_error
 from seguro.cli.ops import etcd_view_options
 from seguro.node.etcd.coordinator import CoordinationError
 from seguro.ops.admin import AdminError, NoMasterError
-from seguro.ops.controls import failover, pause, reload_settings, resume, switchover
+from seguro.ops.controls import failover, pause, reinit_replica, reload_settings, resume, switchover
 
 
 def _run(action: Callable[[], dict[str, object]], as_json: bool, say: Callable[[dict], str]) -> None:
@@ -90,4 +90,21 @@ def reload_command(etcd: str, ship: str, as_json: bool, node_id: str | None) -> 
         click.echo(f"{replica}: {answer}")
 
 
-commands = [pause_command, resume_command, switchover_command, failover_command, reload_command]
+@click.command("reinit")
+@etcd_view_options
+@click.option("--id", "node_id", required=True, help="The follower that rebuilds.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=1.0), default=600.0, show_default=True)
+def reinit_command(etcd: str, ship: str, as_json: bool, node_id: str, timeout_s: float) -> None:
+    """A follower rebuilds its log and runtime from its peers (its old data is kept aside, not deleted);
+    returns once it is back at the ship's head. Refused on the master: switch over first."""
+    by = f"{getpass.getuser()}@{socket.gethostname()}"
+
+    def say(r: dict) -> str:
+        return f"{node_id} rebuilt from its peers, at event {r['durable_event']}; old data in {r['aside']}"
+
+    _run(lambda: reinit_replica(etcd, ship, node_id, by, timeout_s), as_json, say)
+
+
+commands = [
+    pause_command, resume_command, switchover_command, failover_command, reload_command, reinit_command
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -123,8 +124,12 @@ def serve_node(
     except ConfigError as e:
         raise click.UsageError(str(e)) from None
     from seguro.node.driver import Node, NodeHalted
+    from seguro.node.reinit import reinit_if_asked
 
     try:
+        aside = reinit_if_asked(cfg.data_dir)  # `seguro reinit`: the old data goes aside before the log opens
+        if aside is not None:
+            logging.getLogger("seguro").warning("reinit: rebuilding from peers", extra={"aside": str(aside)})
         node = Node(cfg, settings=lambda: NodeConfig.load(config_path, flags))
     except (OSError, ValueError, EventLogError) as e:
         raise click.ClickException(str(e)) from None
@@ -148,5 +153,10 @@ def serve_node(
         logging.getLogger("seguro").critical("refusing to run", extra={"reason": str(e)})
         click.echo(f"seguro: {e}", err=True)
         sys.exit(EXIT_HALTED)
+    if node.restart_requested:  # the same command again, under the same service manager and pid
+        logging.getLogger("seguro").info("restarting")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, sys.orig_argv)
     logging.getLogger("seguro").info("exit")
     sys.exit(0)

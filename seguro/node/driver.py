@@ -13,9 +13,9 @@ import itertools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
 import seguro
@@ -23,10 +23,11 @@ from seguro.core import messages as m
 from seguro.core.clock import Clock
 from seguro.core.replication import MASTER, Replica
 from seguro.invariant import InvariantViolation
+from seguro.node import reinit
 from seguro.node.behn import Behn
 from seguro.node.bootstrap import KeptSnapshots
 from seguro.node.clock import SystemClock
-from seguro.node.config import ConfigError, NodeConfig, core_config, shared_settings
+from seguro.node.config import NodeConfig, core_config, shared_settings
 from seguro.node.emitter import Emitter
 from seguro.node.etcd.coordinator import Coordinator, MasterInfo
 from seguro.node.etcd.schema import SPACE_HELP
@@ -40,7 +41,7 @@ from seguro.node.metrics import NodeMetrics
 from seguro.node.notify import Notifier
 from seguro.node.peer_fetch import PeerFetcher
 from seguro.node.push import PushStream, PushStreams
-from seguro.node.reload import changes
+from seguro.node.reload import reload_settings
 from seguro.node.runtime import Job, RuntimeWorker
 from seguro.node.scry import ScryAnswers
 from seguro.node.services import health_of, serve, set_serving
@@ -71,7 +72,7 @@ class Node:
         self, cfg: NodeConfig, clock: Clock | None = None, settings: Callable[[], NodeConfig] | None = None
     ) -> None:
         self.cfg, self.node_id, self.clock = cfg, cfg.node_id, clock or SystemClock()
-        self._settings = settings  # how `seguro reload` and SIGHUP read the settings again
+        self.read_settings = settings  # how `seguro reload` and SIGHUP read the settings again
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.eventlog = EventLog(cfg.data_dir)
         try:
@@ -140,6 +141,8 @@ class Node:
         self._freshness = Freshness(fresh_s=max(3.0, 3 * STATUS_EVERY_S))
         self._watch = None
         self.notifier = Notifier()
+        self.restart_requested = False  # `seguro reinit`: the process starts itself again on its way out
+        self.started_at = time.time()  # in the status: a restart shows (seguro reinit waits on it)
 
     def _make_runtime(self, cfg: NodeConfig) -> RuntimeWorker | NoRuntime:
         """The ship's runtime; none for a log-only replica; a running vere's pier for its follower."""
@@ -352,19 +355,20 @@ class Node:
 
     def reload(self) -> dict[str, object]:
         """Read the settings again; apply those that can change live, name those that need a restart."""
-        if self._settings is None:
-            return {"applied": {}, "restart_needed": [], "error": "this node has no settings to read again"}
-        try:
-            live, restart = changes(self.cfg, self._settings())
-            self.cfg = replace(self.cfg, **live)  # validated again
-        except (ConfigError, ValueError, OSError) as e:
-            return {"applied": {}, "restart_needed": [], "error": str(e)}
-        self.post(m.Reconfigured(self.cfg.nofailover or self.cfg.log_only, self.cfg.failover_priority))
-        if self.http is not None:
-            self.http.replica_max_lag = self.cfg.replica_max_lag
-        self.runtime.set_snapshot_every(self.cfg.snapshot_every)
-        log.info("settings reloaded", extra={"applied": live, "restart_needed": restart})
-        return {"applied": live, "restart_needed": restart, "error": ""}
+        return reload_settings(self)
+
+    def reinit(self, by: str) -> tuple[str, str]:
+        """(why not, '') or ('', where the old data goes): then the node stops and restarts itself, and
+        its empty log starts from a peer's snapshot (seguro/node/reinit.py)."""
+        with self._lock:
+            why = reinit.refusal(self.core.role, dict(self._registry), self.node_id, time.time())
+        if why:
+            return why, ""
+        aside = reinit.request(self.cfg.data_dir, by)
+        log.warning("reinit: restarting to rebuild from peers", extra={"by": by, "aside": str(aside)})
+        self.restart_requested = True
+        self.stop()
+        return "", str(aside)
 
     def probe(self) -> Probe:
         """What the HTTP endpoints decide on, read now (plain attribute reads of the core, as below)."""
@@ -387,7 +391,7 @@ class Node:
                   "peer_refusals": self.peer_refusals, "etcd_alarms": list(self._etcd_alarms),
                   "effects_unserved": dict(self.emitter.unserved), "snapshot_event": self.snapshots.event,
                   "bootstrapped": self.snapshots.bootstrapped, "version": VERSION,
-                  "settings": shared_settings(self.cfg)}  # fmt: skip
+                  "settings": shared_settings(self.cfg), "started_at": self.started_at}  # fmt: skip
         if self._etcd_alarms and not status["error"]:
             status["error"] = f"etcd alarm: {', '.join(self._etcd_alarms)}: {SPACE_HELP}"
         with self._lock:

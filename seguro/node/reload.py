@@ -7,9 +7,25 @@ parts were built from, or what replicas must agree on) is named as needing a res
 
 from __future__ import annotations
 
-from dataclasses import fields
+import logging
+from dataclasses import fields, replace
+from typing import Any, Protocol
 
-from seguro.node.config import NodeConfig
+from seguro.core import messages as m
+from seguro.node.config import ConfigError, NodeConfig
+
+
+class Reloadable(Protocol):
+    """What a reload touches of the driver's Node (named here: the driver imports this module)."""
+
+    cfg: NodeConfig
+    read_settings: Any  # () -> NodeConfig, or None when the node has no settings to read again
+    http: Any
+    runtime: Any
+
+    def post(self, event: m.Event) -> None: ...
+
+log = logging.getLogger(__name__)
 
 LIVE = ("nofailover", "failover_priority", "replica_max_lag", "snapshot_every")
 
@@ -26,3 +42,20 @@ def changes(old: NodeConfig, new: NodeConfig) -> tuple[dict[str, object], list[s
             else:
                 restart.append(f.name)
     return live, restart
+
+
+def reload_settings(node: Reloadable) -> dict[str, object]:
+    """Read a running node's settings again and apply the live ones to it (the driver's `reload`)."""
+    if node.read_settings is None:
+        return {"applied": {}, "restart_needed": [], "error": "this node has no settings to read again"}
+    try:
+        live, restart = changes(node.cfg, node.read_settings())
+        node.cfg = replace(node.cfg, **live)  # validated again
+    except (ConfigError, ValueError, OSError) as e:
+        return {"applied": {}, "restart_needed": [], "error": str(e)}
+    node.post(m.Reconfigured(node.cfg.nofailover or node.cfg.log_only, node.cfg.failover_priority))
+    if node.http is not None:
+        node.http.replica_max_lag = node.cfg.replica_max_lag
+    node.runtime.set_snapshot_every(node.cfg.snapshot_every)
+    log.info("settings reloaded", extra={"applied": live, "restart_needed": restart})
+    return {"applied": live, "restart_needed": restart, "error": ""}

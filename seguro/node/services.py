@@ -199,6 +199,11 @@ class AdminService(rpc.AdminServicer):
         return pb.ReloadReply(applied=applied, restart_needed=list(done["restart_needed"]),  # type: ignore[call-overload]
                               error=str(done["error"]))  # fmt: skip
 
+    def Reinit(self, request: pb.ReinitRequest, context: grpc.ServicerContext) -> pb.ReinitReply:
+        """Refused (with why) or accepted: the node then restarts itself and rebuilds from its peers."""
+        error, aside = self._node.reinit(request.by or "an operator")
+        return pb.ReinitReply(accepted=not error, error=error, aside=aside)
+
     def Poke(self, request: pb.PokeRequest, context: grpc.ServicerContext) -> pb.PokeReply:
         """Answers once the event is committed in etcd (with its number), or with why it was not."""
         event, error = self._node.poke(request.jam)

@@ -130,3 +130,30 @@ def reload_settings(etcd: str, ship: str, node_id: str | None = None) -> dict[st
             "error": reply.error,
         }
     return answers
+
+
+def reinit_replica(etcd: str, ship: str, node_id: str, by: str, timeout_s: float) -> dict[str, object]:
+    """Have a running follower rebuild its log and runtime from its peers; returns once it is back as a
+    follower at the ship's head (or AdminError: refused, unreachable, or not back within timeout_s)."""
+    with coordinator_for(etcd, ship) as coord:
+        status = coord.replicas().get(node_id)
+    if status is None or not _fresh(status):
+        raise AdminError(f"ship {ship} has no running replica {node_id!r}")
+    try:
+        with grpc.insecure_channel(str(status.get("grpc", ""))) as channel:
+            reply = rpc.AdminStub(channel).Reinit(pb.ReinitRequest(by=by), timeout=10)
+    except grpc.RpcError as e:
+        raise AdminError(f"replica {node_id}: {e.code().name}: {e.details()}") from None  # type: ignore[attr-defined]
+    if not reply.accepted:
+        raise AdminError(f"replica {node_id} refused: {reply.error}")
+    asked_s, deadline = time.time(), time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with coordinator_for(etcd, ship) as coord:
+            now, (head, _) = coord.replicas().get(node_id) or {}, coord.head()
+        restarted = float(now.get("started_at", 0)) > asked_s and now.get("role") == "follower"
+        if restarted and int(now.get("durable_event", 0)) >= head:
+            return {"id": node_id, "aside": reply.aside, "durable_event": now["durable_event"],
+                    "bootstrapped": now.get("bootstrapped")}  # fmt: skip
+        time.sleep(0.5)
+    raise AdminError(f"replica {node_id} accepted the reinit (old data in {reply.aside}) but is not back "
+                     f"at the ship's head within {timeout_s} s: see its log")  # fmt: skip

@@ -23,7 +23,8 @@ def test_leader_and_status_of_a_ship_without_master(etcd1: EtcdCluster) -> None:
     result = runner.invoke(main, ["status", "--etcd", etcd1.endpoints, "--ship", "zod", "--json"])
     assert result.exit_code == 0
     assert json.loads(result.output) == {"head": 0, "master": None, "genesis": None, "etcd_alarms": [],
-                                         "paused": None, "candidate": None, "replicas": [], "differ": {}}  # fmt: skip
+                                         "paused": None, "candidate": None, "replicas": [],
+                                         "differ": {}}  # fmt: skip
     result = runner.invoke(main, ["status", "--etcd", etcd1.endpoints, "--ship", "zod"])
     assert result.exit_code == 0 and "not created in this etcd" in result.output
 

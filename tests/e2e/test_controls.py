@@ -103,3 +103,31 @@ def test_reload_and_sighup_apply_live_settings_and_name_the_rest(tmp_path: Path)
         assert row()["failover_priority"] == 7  # a bad file changes nothing
     finally:
         cluster.close()
+
+
+def test_reinit_rebuilds_a_follower_from_its_peers_and_is_refused_on_the_master(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path / "cluster", extra=["--snapshot-every", "100"])
+    try:
+        cluster.send(300)
+        master = cluster.master()["id"]
+        refused = seguro(cluster, "reinit", "--id", master)
+        assert refused.returncode == 1 and "is the master: hand the ship over first" in refused.stderr
+        follower = sorted(n["id"] for n in cluster.state["nodes"] if n["id"] != master)[0]
+        wait_until("a snapshot on every replica", lambda: all(
+            r["snapshot_event"] >= 100 for r in status_rows(cluster.etcd, cluster.ship)["replicas"]), 60)
+        pid, data = cluster.node(follower)["pid"], Path(cluster.node(follower)["data"])
+        done = seguro(cluster, "reinit", "--id", follower)
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        print(f"reinit: {result}")
+        aside = data / result["aside"].rsplit("/", 1)[-1]
+        assert (aside / "log").is_dir() and (data / "log").is_dir(), "old data kept aside, a new log made"
+        assert result["bootstrapped"] and result["bootstrapped"]["event"] >= 100, "started from a snapshot"
+        os.kill(pid, 0)  # the same process, started again in place (its service manager sees no exit)
+        cluster.send(100)
+        wait_until("replicas to converge", cluster.converged, 60, every_s=0.5)
+        last = cluster.logs_agree()
+        assert max(cluster.peer.answers()) <= min(last.values()), "an acknowledged event is missing"
+        assert not cluster.peer.doubles(), "double boot"
+    finally:
+        cluster.close()

@@ -155,6 +155,22 @@ class ReloadReply(_message.Message):
     error: str
     def __init__(self, applied: _Optional[_Mapping[str, str]] = ..., restart_needed: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ...) -> None: ...
 
+class ReinitRequest(_message.Message):
+    __slots__ = ("by",)
+    BY_FIELD_NUMBER: _ClassVar[int]
+    by: str
+    def __init__(self, by: _Optional[str] = ...) -> None: ...
+
+class ReinitReply(_message.Message):
+    __slots__ = ("accepted", "error", "aside")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ASIDE_FIELD_NUMBER: _ClassVar[int]
+    accepted: bool
+    error: str
+    aside: str
+    def __init__(self, accepted: _Optional[bool] = ..., error: _Optional[str] = ..., aside: _Optional[str] = ...) -> None: ...
+
 class SnapshotRequest(_message.Message):
     __slots__ = ("ship", "genesis", "replica_id", "manifest_only")
     SHIP_FIELD_NUMBER: _ClassVar[int]

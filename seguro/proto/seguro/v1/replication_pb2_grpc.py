@@ -211,6 +211,11 @@ class AdminStub:
                 request_serializer=seguro_dot_v1_dot_replication__pb2.ReloadRequest.SerializeToString,
                 response_deserializer=seguro_dot_v1_dot_replication__pb2.ReloadReply.FromString,
                 _registered_method=True)
+        self.Reinit = channel.unary_unary(
+                '/seguro.v1.Admin/Reinit',
+                request_serializer=seguro_dot_v1_dot_replication__pb2.ReinitRequest.SerializeToString,
+                response_deserializer=seguro_dot_v1_dot_replication__pb2.ReinitReply.FromString,
+                _registered_method=True)
         self.Poke = channel.unary_unary(
                 '/seguro.v1.Admin/Poke',
                 request_serializer=seguro_dot_v1_dot_replication__pb2.PokeRequest.SerializeToString,
@@ -239,6 +244,12 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reinit(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Poke(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -262,6 +273,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Reload,
                     request_deserializer=seguro_dot_v1_dot_replication__pb2.ReloadRequest.FromString,
                     response_serializer=seguro_dot_v1_dot_replication__pb2.ReloadReply.SerializeToString,
+            ),
+            'Reinit': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reinit,
+                    request_deserializer=seguro_dot_v1_dot_replication__pb2.ReinitRequest.FromString,
+                    response_serializer=seguro_dot_v1_dot_replication__pb2.ReinitReply.SerializeToString,
             ),
             'Poke': grpc.unary_unary_rpc_method_handler(
                     servicer.Poke,
@@ -350,6 +366,33 @@ class Admin:
             '/seguro.v1.Admin/Reload',
             seguro_dot_v1_dot_replication__pb2.ReloadRequest.SerializeToString,
             seguro_dot_v1_dot_replication__pb2.ReloadReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reinit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seguro.v1.Admin/Reinit',
+            seguro_dot_v1_dot_replication__pb2.ReinitRequest.SerializeToString,
+            seguro_dot_v1_dot_replication__pb2.ReinitReply.FromString,
             options,
             channel_credentials,
             insecure,
