@@ -53,12 +53,14 @@ def inventory(work: Path) -> tuple[Path, dict[str, dict[str, int]]]:
 
 
 def playbook_vars(work: Path, wheel: Path) -> Path:
-    ship = {"name": "zod", "who": "~zod", "create": True, "grpc_port": free_port("127.0.0.2"),
-            "udp_port": free_port("127.0.0.2"), "http_port": free_port("127.0.0.2"),
-            "floating_ip": "127.0.0.100/8"}  # fmt: skip
-    path = work / "vars.json"
-    settings = {"service_manager": "supervisor", "seguro_wheel": str(wheel), "seguro_ships": [ship],
+    """Two ships on every host (several ships per host), the first with a floating IP."""
+    ships = [{"name": name, "who": who, "create": True, "grpc_port": free_port("127.0.0.2"),
+              "udp_port": free_port("127.0.0.2"), "http_port": free_port("127.0.0.2")}
+             for name, who in (("zod", "~zod"), ("nec", "~nec"))]  # fmt: skip
+    ships[0]["floating_ip"] = "127.0.0.100/8"
+    settings = {"service_manager": "supervisor", "seguro_wheel": str(wheel), "seguro_ships": ships,
                 "seguro_settings": {"snapshot_every": 500}}  # fmt: skip
+    path = work / "vars.json"
     path.write_text(json.dumps(settings))
     return path
 
@@ -87,13 +89,18 @@ def http_status(url: str) -> int:
         return 0
 
 
+def primaries(ship: dict) -> list[int]:
+    """What each host's /primary answers for `ship`, in host order."""
+    return [http_status(f"http://{ip}:{ship['http_port']}/primary") for ip in HOSTS.values()]
+
+
 def unit_status(work: Path, host: str, unit: str) -> dict:
     path = work / host / "run" / "seguro-units" / f"{unit}.status"
     return json.loads(path.read_text()) if path.exists() else {}
 
 
 def stop_all(work: Path) -> None:
-    for unit in ("seguro-zod.service", "seguro-etcd.service"):
+    for unit in ("seguro-zod.service", "seguro-nec.service", "seguro-etcd.service"):
         for host in HOSTS:
             supervisor = work / host / "usr" / "local" / "libexec" / "seguro-unitrun"
             if supervisor.exists():
@@ -115,7 +122,7 @@ def test_the_playbook_deploys_three_hosts_and_a_second_run_changes_nothing(
 ) -> None:
     inv, _ = inventory(tmp_path)
     extra = playbook_vars(tmp_path, wheel)
-    ship = json.loads(extra.read_text())["seguro_ships"][0]
+    ship, other = json.loads(extra.read_text())["seguro_ships"]
     try:
         started = time.monotonic()
         first = playbook(inv, extra)
@@ -124,6 +131,7 @@ def test_the_playbook_deploys_three_hosts_and_a_second_run_changes_nothing(
 
         primary = {h: http_status(f"http://{ip}:{ship['http_port']}/primary") for h, ip in HOSTS.items()}
         assert sorted(primary.values()) == [200, 503, 503], primary
+        assert sorted(primaries(other)) == [200, 503, 503], "the second ship on the same hosts"
         assert all(http_status(f"http://{ip}:{ship['http_port']}/health") == 200 for ip in HOSTS.values())
         answers_datagrams(ship)
         floating_ip_checks_follow_the_master(tmp_path, ship, primary)
@@ -134,7 +142,8 @@ def test_the_playbook_deploys_three_hosts_and_a_second_run_changes_nothing(
         print(f"second run {time.monotonic() - started:.1f} s, changed {recap(second)}")
         assert recap(second) == dict.fromkeys(HOSTS, 0), "the second run changed something"
 
-        restarts_a_killed_master(tmp_path, ship, primary)
+        rolls_a_changed_setting_out(tmp_path, inv, extra, ship)
+        restarts_a_killed_master(tmp_path, ship)
     finally:
         stop_all(tmp_path)
 
@@ -168,15 +177,34 @@ def units_verify(work: Path) -> None:
         print("systemd-analyze not installed: unit files not verified")
         return
     units = sorted((work / "h1" / "etc" / "systemd" / "system").glob("*.service"))
-    assert len(units) == 2
+    assert len(units) == 3
     done = subprocess.run(["systemd-analyze", "verify", *units], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr
 
 
-def restarts_a_killed_master(work: Path, ship: dict, primary: dict[str, int]) -> None:
+def rolls_a_changed_setting_out(work: Path, inv: Path, extra: Path, ship: dict) -> None:
+    """A changed setting restarts every replica, one host at a time (each back before the next goes), and
+    the ship has a master and answers afterwards."""
+    pids = {h: unit_status(work, h, "seguro-zod.service")["pid"] for h in HOSTS}
+    settings = json.loads(extra.read_text())
+    settings["seguro_settings"]["snapshot_every"] = 400
+    extra.write_text(json.dumps(settings))
+    started = time.monotonic()
+    third = playbook(inv, extra)
+    print(f"third run (a setting changed) {time.monotonic() - started:.1f} s, changed {recap(third)}")
+    assert all(recap(third).values())
+    assert all(unit_status(work, h, "seguro-zod.service")["pid"] != pids[h] for h in HOSTS), "not restarted"
+    configs = [(work / h / "etc" / "seguro" / "zod.toml").read_text() for h in HOSTS]
+    assert all("snapshot_every = 400" in config for config in configs)
+    assert sorted(primaries(ship)) == [200, 503, 503]
+    answers_datagrams(ship)
+
+
+def restarts_a_killed_master(work: Path, ship: dict) -> None:
     """Restart=on-failure: the SIGKILLed master's node comes back under the supervisor, and a master is
     elected again (the old one or another)."""
-    old = next(h for h, code in primary.items() if code == 200)
+    codes = {h: http_status(f"http://{ip}:{ship['http_port']}/primary") for h, ip in HOSTS.items()}
+    old = next(h for h, code in codes.items() if code == 200)
     before = unit_status(work, old, "seguro-zod.service")
     os.kill(before["pid"], signal.SIGKILL)
 
@@ -185,5 +213,4 @@ def restarts_a_killed_master(work: Path, ship: dict, primary: dict[str, int]) ->
         return now.get("pid") != before["pid"] and now.get("state") == "ready"
 
     wait_until("the killed replica restarted and ready", back, timeout_s=60)
-    codes = lambda: [http_status(f"http://{ip}:{ship['http_port']}/primary") for ip in HOSTS.values()]  # noqa: E731
-    wait_until("one master again", lambda: sorted(codes()) == [200, 503, 503], timeout_s=30)
+    wait_until("one master again", lambda: sorted(primaries(ship)) == [200, 503, 503], timeout_s=30)
