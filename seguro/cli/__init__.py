@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from seguro.cli import controls, log, node, ops, pier, ship
+from seguro.cli import controls, keys, log, node, ops, pier, ship, tls
+from seguro.cli.security import add_tls_options
 
 
 @click.group()
@@ -17,5 +18,8 @@ main.add_command(log.group)
 main.add_command(node.group)
 main.add_command(ship.group)
 main.add_command(pier.group)
+main.add_command(keys.group)
+main.add_command(tls.group)
 for _command in ops.commands + controls.commands:
     main.add_command(_command)
+add_tls_options(main)

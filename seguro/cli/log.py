@@ -241,6 +241,7 @@ def chop_command(data_dir: Path, etcd: str | None, ship: str | None, alone: bool
 
     Safe only below a snapshot every replica holds: give --etcd and --ship to cut there, or --alone."""
     from seguro.cli.exits import coordination_error
+    from seguro.node import tls
     from seguro.node.etcd.coordinator import CoordinationError, parse_endpoints
     from seguro.node.eventlog import EventLogLocked
     from seguro.ops.chop import ChopError, chop
@@ -251,7 +252,7 @@ def chop_command(data_dir: Path, etcd: str | None, ship: str | None, alone: bool
         if not ship:
             raise click.UsageError("give --ship with --etcd")
         try:
-            parse_endpoints([u.strip() for u in etcd.split(",")])
+            parse_endpoints([u.strip() for u in etcd.split(",")], secure=tls.current() is not None)
         except ValueError as e:
             raise click.UsageError(f"--etcd: {e}") from None
     try:

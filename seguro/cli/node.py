@@ -69,6 +69,10 @@ def group() -> None:
 @click.option("--snapshot-every", type=int, help="Committed events between runtime snapshots (default 5000).")
 @click.option("--http", help="HOST:PORT for GET /health, /primary, /replica and /metrics (default: none).")
 @click.option("--replica-max-lag", type=int, help="Events a follower may lag and still answer /replica 200.")
+@click.option("--event-keys", help="Keyring file (mode 600): events sealed in etcd under its current key.")
+@click.option("--tls-ca", help="CA bundle (PEM): with --tls-cert and --tls-key, mutual TLS (gRPC and etcd).")
+@click.option("--tls-cert", help="This replica's certificate (PEM), URI SAN seguro://SHIP/replica/ID.")
+@click.option("--tls-key", help="Its private key (PEM, mode 600).")
 @click.option(
     "--failover-grace",
     "failover_grace_s",
@@ -123,6 +127,15 @@ def serve_node(
         cfg = NodeConfig.load(config_path, flags)
     except ConfigError as e:
         raise click.UsageError(str(e)) from None
+    from seguro.node import tls
+
+    tls.configure(cfg.tls())  # every channel, the gRPC server and etcd: before anything connects
+    if tls.current() is None:
+        logging.getLogger("seguro").warning(
+            "plaintext: the gRPC port accepts anyone and etcd is dialled without TLS; for development on "
+            "loopback only (set tls_ca, tls_cert and tls_key)",
+            extra={"grpc": cfg.grpc, "etcd": list(cfg.etcd)},
+        )
     from seguro.node.driver import Node, NodeHalted
     from seguro.node.reinit import reinit_if_asked
 

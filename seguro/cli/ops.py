@@ -134,23 +134,29 @@ def cluster() -> None:
 @click.option("--max-event-bytes", type=click.IntRange(1024, 1 << 30), help="Passed to every node.")
 @click.option("--etcd-retain-events", type=click.IntRange(min=0), help="Passed to every node.")
 @click.option("--etcd-retain-bytes", type=click.IntRange(min=0), help="Passed to every node.")
+@click.option("--seal", is_flag=True, help="Seal the ship's events in etcd under a new keyring in WORKDIR.")
+@click.option("--tls", "secure", is_flag=True,
+              help="TLS and auth everywhere (a CA in WORKDIR/pki); the JSON names the operator's files.")
 @click.option("--json", "as_json", is_flag=True)
 def cluster_up(
-    workdir: Path, replicas: int, ttl: int, ship: str, as_json: bool, **passed: int | None
-) -> None:
+    workdir: Path, replicas: int, ttl: int, ship: str, seal: bool, secure: bool, as_json: bool,
+    **passed: int | None,
+) -> None:  # fmt: skip
     """Create the ship and start the cluster in the background; return once a master is elected."""
     extra = []
     for name, value in passed.items():
         if value is not None:
             extra += ["--" + name.replace("_", "-"), str(value)]
     try:
-        state = local.up(workdir.resolve(), replicas=replicas, ttl_s=ttl, ship=ship, extra=extra)
+        state = local.up(workdir.resolve(), replicas=replicas, ttl_s=ttl, ship=ship, extra=extra, seal=seal,
+                         secure=secure)  # fmt: skip
     except (local.ClusterError, EtcdStartError) as e:
         raise click.ClickException(str(e)) from None
     nodes = [{k: n.get(k, "") for k in ("id", "pid", "grpc", "udp", "http", "data")} for n in state["nodes"]]
     if not as_json:
         click.echo(f"etcd {state['etcd']}; ship {ship}; {len(nodes)} nodes; logs in {workdir}")
-    summary = {"etcd": state["etcd"], "ship": ship, "genesis": state.get("genesis"), "nodes": nodes}
+    summary = {"etcd": state["etcd"], "ship": ship, "genesis": state.get("genesis"), "nodes": nodes,
+               "event_keys": state["event_keys"], "tls": state.get("tls")}  # fmt: skip
     click.echo(json.dumps(summary))
 
 
@@ -171,14 +177,16 @@ def cluster_down(workdir: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on the last line.")
 @click.option("--seconds", default=6.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Traffic before and after the failover.")  # fmt: skip
-def demo(workdir: Path | None, keep: bool, as_json: bool, seconds: float) -> None:
+@click.option("--tls", "secure", is_flag=True, help="As `cluster up --tls`: TLS and auth everywhere.")
+@click.option("--seal", is_flag=True, help="As `cluster up --seal`: the ship's events sealed in etcd.")
+def demo(workdir: Path | None, keep: bool, as_json: bool, seconds: float, secure: bool, seal: bool) -> None:
     """Bring up a local replicated cluster, kill the master mid-stream, check every log agrees."""
     from seguro.ops.demo import run_demo
 
     if keep and workdir is None:
         raise click.UsageError("--keep needs --workdir")
     try:
-        summary = run_demo(workdir, keep=keep, seconds=seconds, echo=click.echo)
+        summary = run_demo(workdir, keep=keep, seconds=seconds, echo=click.echo, secure=secure, seal=seal)
     except (local.ClusterError, EtcdStartError, CoordinationError) as e:
         raise click.ClickException(f"the demo could not run: {e}") from None
     if as_json:
@@ -238,6 +246,27 @@ def reclaim_command(etcd: str, ship: str, keep_events: int, as_json: bool) -> No
     click.echo(f"alarms: {before} -> {after}")
     if report.alarms_after:
         raise click.ClickException("alarms remain: etcd is still full; keep fewer events")
+
+
+@etcd_group.command("auth")
+@click.option("--etcd", required=True, envvar="SEGURO_ETCD", help="Comma-separated etcd client URLs.")
+@click.option("--ship", "ships", required=True, multiple=True, help="A ship to make a user and role for.")
+def auth_command(etcd: str, ships: tuple[str, ...]) -> None:
+    """Turn etcd's auth on (run with etcd root's --cacert/--cert/--key, CN root): a user per ship, CN
+    seguro-SHIP, whose role reads and writes only the ship's keys. Prints `changed` or `unchanged`."""
+    from seguro.node import tls
+    from seguro.ops import etcd_auth
+
+    root = tls.current()
+    if root is None:
+        raise click.UsageError("etcd auth needs etcd root's certificate: --cacert, --cert and --key")
+    try:
+        changed = etcd_auth.enable(etcd, root)
+        for ship in ships:
+            changed = etcd_auth.grant_ship(etcd, root, ship) or changed
+    except etcd_auth.EtcdAuthError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo("changed" if changed else "unchanged")
 
 
 commands = [leader, status, step_down_command, forget_replica_command, cluster, etcd_group, demo, bench]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -11,8 +12,10 @@ from pathlib import Path
 
 import click
 
+from seguro.cli.keys import event_keys_option
 from seguro.cli.node import LOG_LEVELS
 from seguro.node.etcd.coordinator import CoordinationError
+from seguro.node.etcd.sealing import Keyring
 from seguro.node.eventlog import EventLog, EventLogError
 from seguro.ops.pier import export_from_data, export_from_etcd, import_to_data, import_to_etcd
 from seguro.urbit.pier.layout import PierError
@@ -93,10 +96,12 @@ def verify_command(pier: Path, as_json: bool) -> None:
 )
 @click.option("--etcd", help="Seed a cluster instead: etcd client URLs (nodes pick the ship up from etcd).")
 @click.option("--ship", help="With --etcd: the ship's name (refused if it exists).")
+@event_keys_option
 @click.option("--json", "as_json", is_flag=True)
 def import_command(
-    pier: Path, data_dir: Path | None, etcd: str | None, ship: str | None, as_json: bool
-) -> None:
+    pier: Path, data_dir: Path | None, etcd: str | None, ship: str | None, keyring: Keyring | None,
+    as_json: bool,
+) -> None:  # fmt: skip
     """Import a pier's log, byte for byte with its META: into a node's local log (--data), or into a
     cluster (--etcd, --ship: the ship's genesis and its whole log, for nodes with empty data dirs)."""
     if (data_dir is None) == (etcd is None) or (etcd is not None and not ship):
@@ -106,7 +111,8 @@ def import_command(
         with progress("importing", first, last, as_json) as tick:
             started = time.monotonic()
             if etcd is not None:
-                genesis, report = import_to_etcd(pier, etcd, ship or "", progress=tick)  # type: ignore[arg-type]
+                genesis, report = import_to_etcd(pier, etcd, ship or "", progress=tick,  # type: ignore[arg-type]
+                                                 keyring=keyring)  # fmt: skip
             else:
                 report = import_to_data(pier, data_dir or Path(), progress=tick)  # type: ignore[arg-type]
     except (ValueError, EventLogError, CoordinationError, OSError) as e:  # PierError is a ValueError
@@ -141,10 +147,11 @@ def import_command(
 @click.option("--to", "pier", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--vere", "vere_major", type=click.Choice(["3", "4"]), help="Epoch format for vere 3.x or 4.x.")
 @click.option("--force", is_flag=True, help="Replace the event log of an existing pier.")
+@event_keys_option
 @click.option("--json", "as_json", is_flag=True)
 def export_command(
     data_dir: Path | None, etcd: str | None, ship: str | None, pier: Path, vere_major: str | None,
-    force: bool, as_json: bool,
+    force: bool, keyring: Keyring | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Write a replicated log as a pier vere can replay (.urb/log, epoc.txt, vere.txt, put/ and get/)."""
     if (data_dir is None) == (etcd is None) or (etcd is not None and not ship):
@@ -152,7 +159,7 @@ def export_command(
     major = int(vere_major) if vere_major else None
     try:
         if etcd is not None:
-            last = export_from_etcd(etcd, ship or "", pier, major or 4, force)
+            last = export_from_etcd(etcd, ship or "", pier, major or 4, force, keyring)
         else:
             with EventLog(data_dir or Path(), create=False, read_only=True) as log:
                 first, last_held = log.first_event(), log.last_event()
@@ -179,10 +186,11 @@ def export_command(
 @click.option("--grpc", default="127.0.0.1:0", show_default=True, help="HOST:PORT of its gRPC server.")
 @click.option("--advertise-grpc", help="HOST:PORT replicas dial, when --grpc binds every interface.")
 @click.option("--ready-file", type=click.Path(path_type=Path), help="Write bound addresses here once up.")
+@click.option("--event-keys", envvar="SEGURO_EVENT_KEYS", help="The ship's keyring, when events are sealed.")
 @click.option("--log-level", default="INFO", show_default=True, type=LOG_LEVELS)
 def follow_command(
     pier: Path, etcd: str, ship: str, node_id: str, data_dir: Path | None, grpc: str,
-    advertise_grpc: str | None, ready_file: Path | None, log_level: str,
+    advertise_grpc: str | None, ready_file: Path | None, event_keys: str | None, log_level: str,
 ) -> None:  # fmt: skip
     """Protect a ship that still runs on an unmodified vere: commit every new event of its log into the
     cluster as it appears, fenced like any master's commits. The ship's replicas run log-only
@@ -192,5 +200,7 @@ def follow_command(
     flags: dict[str, object] = {
         "node_id": node_id, "ship": ship, "etcd": etcd, "grpc": grpc, "advertise_grpc": advertise_grpc,
         "data_dir": data_dir or pier / ".urb" / "seguro-follow", "follow_pier": str(pier.resolve()),
+        "event_keys": event_keys, "tls_ca": os.environ.get("SEGURO_CACERT"),
+        "tls_cert": os.environ.get("SEGURO_CERT"), "tls_key": os.environ.get("SEGURO_KEY"),
     }  # fmt: skip
     serve_node(None, flags, ready_file, log_level)

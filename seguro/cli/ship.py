@@ -8,7 +8,9 @@ from dataclasses import asdict
 import click
 
 from seguro.cli.exits import coordination_error
+from seguro.cli.keys import event_keys_option
 from seguro.node.etcd.coordinator import CoordinationError
+from seguro.node.etcd.sealing import Keyring
 from seguro.ops.ship import create_ship, ensure_ship
 from seguro.urbit.ship.command import command as serve_command
 
@@ -23,12 +25,16 @@ def group() -> None:
 @click.option("--ship", required=True, envvar="SEGURO_SHIP", help="The ship's name in etcd.")
 @click.option("--who", default="~zod", show_default=True, help="The reference ship's @p.")
 @click.option("--exist-ok", is_flag=True, help="Succeed (and say so) when the ship exists as this @p.")
+@event_keys_option
 @click.option("--json", "as_json", is_flag=True)
-def create(etcd: str, ship: str, who: str, exist_ok: bool, as_json: bool) -> None:
+def create(etcd: str, ship: str, who: str, exist_ok: bool, keyring: Keyring | None, as_json: bool) -> None:
     """Bring a reference ship into being: its genesis record and boot events, once. Fails if it exists
     (with --exist-ok, only if it exists as another @p: for deployments that run again)."""
     try:
-        genesis, created = ensure_ship(etcd, ship, who) if exist_ok else (create_ship(etcd, ship, who), True)
+        if exist_ok:
+            genesis, created = ensure_ship(etcd, ship, who, keyring)
+        else:
+            genesis, created = create_ship(etcd, ship, who, keyring=keyring), True
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     except CoordinationError as e:  # unreachable (5), or the ship exists (1)

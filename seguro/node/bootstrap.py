@@ -18,6 +18,7 @@ from pathlib import Path
 
 import grpc
 
+from seguro.node import tls
 from seguro.node.config import NodeConfig
 from seguro.node.etcd.coordinator import CoordinationError, Coordinator
 from seguro.node.eventlog import EventLog
@@ -115,7 +116,7 @@ class _Fetcher:
             time.sleep(1.0)
 
     def _call(self, address: str, manifest_only: bool) -> tuple[grpc.Channel, object]:
-        channel = grpc.insecure_channel(address, options=self._options)
+        channel = tls.channel(address, options=self._options)
         me = self._me
         request = pb.SnapshotRequest(ship=me.ship, genesis=me.genesis, replica_id=me.replica_id,
                                      manifest_only=manifest_only)  # fmt: skip

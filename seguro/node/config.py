@@ -11,7 +11,10 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 from seguro.core.config import Config
+from seguro.node.etcd import sealing
 from seguro.node.etcd.coordinator import parse_endpoints
+from seguro.node.etcd.sealing import Keyring
+from seguro.node.tls import TlsError, TlsFiles
 from seguro.urbit.launch import launch
 
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
@@ -123,6 +126,20 @@ class NodeConfig:
     replica_max_lag: int = field(default=1000, metadata=_doc(
         "--replica-max-lag", "/replica answers 200 only within this many events of the commit (>= 0)."
     ))  # fmt: skip
+    tls_ca: str = field(default="", metadata=_doc(
+        "--tls-ca", "CA bundle (PEM) that peers', operators' and etcd's certificates must chain to; with "
+        "tls_cert and tls_key: mutual TLS on the gRPC port and to etcd (https:// URLs). Empty: plaintext."
+    ))  # fmt: skip
+    tls_cert: str = field(default="", metadata=_doc(
+        "--tls-cert", "This replica's certificate (PEM): URI SAN seguro://SHIP/replica/ID; CN: its etcd user."
+    ))  # fmt: skip
+    tls_key: str = field(default="", metadata=_doc(
+        "--tls-key", "The certificate's private key (PEM, mode 600: a looser mode is refused)."
+    ))  # fmt: skip
+    event_keys: str = field(default="", metadata=_doc(
+        "--event-keys", "The ship's keyring file (mode 600): events are sealed in etcd with AES-GCM under "
+        "its current key, and read under any of its keys (`seguro keys`). Empty: plaintext in etcd."
+    ))  # fmt: skip
 
     def __post_init__(self) -> None:
         for what, name in (("node_id", self.node_id), ("ship", self.ship)):
@@ -136,9 +153,9 @@ class NodeConfig:
             raise ConfigError(f"data_dir {str(self.data_dir)!r} exists and is not a directory")
         if not self.etcd:
             raise ConfigError("etcd endpoints are required (e.g. http://127.0.0.1:2379)")
-        _check_etcd_schemes(self.etcd)
+        files = self.tls()
         try:
-            parse_endpoints(list(self.etcd))
+            parse_endpoints(list(self.etcd), secure=files is not None)
         except ValueError as e:
             raise ConfigError(f"etcd endpoints: {e}") from None
         host, port = parse_hostport("grpc", self.grpc)
@@ -196,6 +213,21 @@ class NodeConfig:
                               f"{self.failover_grace_s} and {self.promotion_timeout_s}")  # fmt: skip
         if not 1024 <= self.max_event_bytes <= 1 << 30:
             raise ConfigError(f"max_event_bytes must be in [1 KiB, 1 GiB], got {self.max_event_bytes}")
+        self.keyring()  # readable, well-formed, owner-only
+
+    def tls(self) -> TlsFiles | None:
+        """The node's TLS files (all three, or none: plaintext, for loopback development)."""
+        try:
+            return TlsFiles.of(self.tls_ca, self.tls_cert, self.tls_key)
+        except TlsError as e:
+            raise ConfigError(f"tls_ca, tls_cert, tls_key: {e}") from None
+
+    def keyring(self) -> Keyring | None:
+        """The ship's event keys, read from event_keys now (a rotation is picked up by `seguro reload`)."""
+        try:
+            return sealing.load(Path(self.event_keys)) if self.event_keys else None
+        except sealing.KeyringError as e:
+            raise ConfigError(f"event_keys: {e}") from None
 
     @property
     def log_only(self) -> bool:
@@ -248,20 +280,6 @@ class NodeConfig:
         values["runtime"] = _words("runtime", values.get("runtime", ()), shlex.split)
         _check_types(cls, values)
         return cls(**values)  # type: ignore[arg-type]
-
-
-def _check_etcd_schemes(endpoints: tuple[str, ...]) -> None:
-    """http:// or no scheme: an https:// URL would be dialled in plain text, so it is refused."""
-    for endpoint in endpoints:
-        scheme, sep, _ = endpoint.strip().partition("://")
-        if not sep or scheme.lower() == "http":
-            continue
-        if scheme.lower() == "https":
-            raise ConfigError(
-                f"etcd endpoint {endpoint!r}: https:// needs TLS settings, which this node does not have yet "
-                "(use http:// on a trusted network)"
-            )
-        raise ConfigError(f"etcd endpoint {endpoint!r}: the scheme must be http:// (or none: HOST:PORT)")
 
 
 def _words(name: str, value: object, split: Callable[[str], list[str]]) -> tuple[str, ...]:

@@ -105,7 +105,7 @@ class Node:
         self._stream_ids = itertools.count(1)
         self._lock = threading.Lock()
         self.appended = threading.Condition()
-        self.coord = Coordinator(list(cfg.etcd), cfg.ship)
+        self.coord = Coordinator(list(cfg.etcd), cfg.ship, keyring=cfg.keyring())
         # Keepalives fail fast and never queue behind other work: a retried keepalive would carry a stale
         # send time, and the next tick sends a fresh one anyway.
         self._lease_coord = Coordinator(list(cfg.etcd), cfg.ship, timeout_s=max(0.5, cfg.lease_ttl_s / 3),

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import grpc
 
 from seguro.core import messages as m
+from seguro.node import tls
 from seguro.node.wire import Identity, batch_from_pb, grpc_options, replica_addresses
 from seguro.proto.seguro.v1 import replication_pb2 as pb
 from seguro.proto.seguro.v1 import replication_pb2_grpc as rpc
@@ -56,7 +57,7 @@ class PeerFetcher:
         """Stream first..last from one peer; returns the next event still wanted. No deadline on the whole
         stream (a long catch-up is progress, not a hang): only a peer silent for FETCH_IDLE_S is cut."""
         expected = first
-        with grpc.insecure_channel(address, options=self._options) as channel:
+        with tls.channel(address, options=self._options) as channel:
             request = pb.FetchRequest(from_event=first, to_event=last, ship=me.ship, genesis=me.genesis,
                                       replica_id=me.replica_id)  # fmt: skip
             call = rpc.ReplicationStub(channel).Fetch(request)

@@ -15,6 +15,7 @@ import grpc
 
 from seguro.core import messages as m
 from seguro.invariant import InvariantViolation
+from seguro.node import tls
 from seguro.node.eventlog import EventLog
 from seguro.node.wire import Identity, batch_to_pb, grpc_options, read_batch, replica_addresses
 from seguro.proto.seguro.v1 import replication_pb2 as pb
@@ -133,7 +134,7 @@ class PushStream:
                     return
                 yield message
 
-        with grpc.insecure_channel(self.address, options=self._options) as channel:
+        with tls.channel(self.address, options=self._options) as channel:
             call = rpc.ReplicationStub(channel).Push(requests())
             self._call = call
             try:

@@ -1,8 +1,9 @@
 """`seguro reload` and SIGHUP: which settings a running node takes on at once, and which need a restart.
 
-Live: who may campaign (`nofailover`, `failover_priority`), the /replica lag bound and the snapshot
-interval. Everything else (addresses, the lease TTL, the runtime, retention, `ack_replicas`: what other
-parts were built from, or what replicas must agree on) is named as needing a restart and left as it is.
+Live: who may campaign (`nofailover`, `failover_priority`), the /replica lag bound, the snapshot
+interval and the event keyring (read again on every reload: a key rotation rewrites the file). Everything
+else (addresses, the lease TTL, the runtime, retention, `ack_replicas`: what other parts were built from,
+or what replicas must agree on) is named as needing a restart and left as it is.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ class Reloadable(Protocol):
     read_settings: Any  # () -> NodeConfig, or None when the node has no settings to read again
     http: Any
     runtime: Any
+    coord: Any
 
     def post(self, event: m.Event) -> None: ...
 
 log = logging.getLogger(__name__)
 
-LIVE = ("nofailover", "failover_priority", "replica_max_lag", "snapshot_every")
+LIVE = ("nofailover", "failover_priority", "replica_max_lag", "snapshot_every", "event_keys")
 
 
 def changes(old: NodeConfig, new: NodeConfig) -> tuple[dict[str, object], list[str]]:
@@ -49,10 +51,16 @@ def reload_settings(node: Reloadable) -> dict[str, object]:
     if node.read_settings is None:
         return {"applied": {}, "restart_needed": [], "error": "this node has no settings to read again"}
     try:
-        live, restart = changes(node.cfg, node.read_settings())
+        new = node.read_settings()
+        live, restart = changes(node.cfg, new)
+        keyring = new.keyring()  # read again even at the same path: a key rotation rewrites the file
         node.cfg = replace(node.cfg, **live)  # validated again
     except (ConfigError, ValueError, OSError) as e:
         return {"applied": {}, "restart_needed": [], "error": str(e)}
+    before = node.coord.keyring
+    if (before and (before.current, before.ids)) != (keyring and (keyring.current, keyring.ids)):
+        node.coord.keyring = keyring  # new batches go out under its current key; ids only ever reported
+        live["event_keys"] = {"current": keyring.current, "ids": keyring.ids} if keyring else None
     node.post(m.Reconfigured(node.cfg.nofailover or node.cfg.log_only, node.cfg.failover_priority))
     if node.http is not None:
         node.http.replica_max_lag = node.cfg.replica_max_lag

@@ -22,6 +22,8 @@ from grpc_reflection.v1alpha import reflection
 
 from seguro.core import messages as m
 from seguro.invariant import InvariantViolation
+from seguro.node import tls
+from seguro.node.authz import Authorizer
 from seguro.node.eventlog import EventLog
 from seguro.node.snapshots import Manifest, SnapshotError
 from seguro.node.wire import PUSH_BATCH_EVENTS, Identity, batch_from_pb, batch_to_pb, grpc_options, read_batch
@@ -217,7 +219,10 @@ def serve(node: NodeHandle, address: str, max_message_bytes: int) -> tuple[grpc.
     """Start the gRPC server on `address` (port 0: any free port); returns it and the bound port. It serves
     health (every name in `HEALTH_NAMES` SERVING from the start; `health_of(server)` is its servicer, for
     `set_serving`) and reflection over Seguro's services, health and reflection itself."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=grpc_options(max_message_bytes))
+    files = tls.current()
+    interceptors = [Authorizer(node.identity().ship)] if files is not None else []
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=grpc_options(max_message_bytes),
+                         interceptors=interceptors)  # fmt: skip
     rpc.add_ReplicationServicer_to_server(ReplicationService(node), server)
     rpc.add_AdminServicer_to_server(AdminService(node), server)
     health_servicer = health.HealthServicer()  # non-blocking Watch: a watcher holds no worker thread
@@ -226,7 +231,10 @@ def serve(node: NodeHandle, address: str, max_message_bytes: int) -> tuple[grpc.
     _health_of[server] = health_servicer
     reflected = (*SEGURO_SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(reflected, server)
-    port = server.add_insecure_port(address)
+    if files is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, files.server_credentials())  # mutual TLS, then Authorizer
     if port == 0:
         raise OSError(f"cannot bind the gRPC server to {address}")
     server.start()

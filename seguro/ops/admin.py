@@ -9,6 +9,7 @@ from dataclasses import asdict
 
 import grpc
 
+from seguro.node import tls
 from seguro.node.etcd.coordinator import CoordinationError, Coordinator
 from seguro.proto.seguro.v1 import replication_pb2 as pb
 from seguro.proto.seguro.v1 import replication_pb2_grpc as rpc
@@ -102,7 +103,7 @@ def step_down(etcd: str, ship: str, timeout_s: float = 15.0) -> dict[str, object
     address = str(old.get("grpc", ""))
     started_s = time.monotonic()
     try:
-        with grpc.insecure_channel(address) as channel:
+        with tls.channel(address) as channel:
             reply = rpc.AdminStub(channel).StepDown(pb.StepDownRequest(), timeout=5)
     except grpc.RpcError as e:
         detail = f"{e.code().name}: {e.details()}"  # type: ignore[attr-defined]

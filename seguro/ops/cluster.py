@@ -13,14 +13,16 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from seguro.node import tls
 from seguro.node.config import WILDCARD_HOSTS
 from seguro.node.etcd.coordinator import CoordinationError
-from seguro.ops import processes
+from seguro.ops import cluster_tls, keys, processes
 from seguro.ops.admin import AdminError, wait_for_master
 from seguro.ops.etcd_server import EtcdCluster, stop_from_state
 from seguro.ops.ship import create_ship
 
 STATE_FILE = "cluster.json"
+KEYRING_FILE = "event-keys.json"  # `cluster up --seal`: the ship's event keyring
 READY_TIMEOUT_S = 30.0
 
 
@@ -78,31 +80,47 @@ def up(
     who: str | None = "~zod",
     bind_host: str = "127.0.0.1",
     etcd_args: list[str] | None = None,
+    seal: bool = False,
+    secure: bool = False,
 ) -> dict:
     """Start etcd (3 members), create the ship as `who` (None: leave it uncreated, and nodes wait), and
     start `replicas` nodes binding gRPC on `bind_host` (a wildcard is advertised as 127.0.0.1); return the
-    state once a master is elected (at once when the ship was left uncreated)."""
+    state once a master is elected (at once when the ship was left uncreated). `seal`: a new keyring in
+    the workdir, and the ship's events sealed in etcd under it. `secure`: TLS and auth everywhere
+    (cluster_tls.py); this process then speaks to etcd and the nodes as the operator."""
     if replicas < 1:
         raise ClusterError("replicas must be >= 1")
     workdir.mkdir(parents=True, exist_ok=True)
     if (workdir / STATE_FILE).exists():
         raise ClusterError(f"{workdir} already has a cluster ({STATE_FILE}); run `seguro cluster down` first")
     token = f"seguro-{ship}-{os.getpid()}"
-    etcd = EtcdCluster(workdir / "etcd", members=3, token=token, extra_args=etcd_args or ()).start()
+    ca = cluster_tls.authority(workdir) if secure else None
+    etcd = EtcdCluster(workdir / "etcd", members=3, token=token, extra_args=etcd_args or (), authority=ca)
+    etcd.start()
     etcd.write_state(workdir / "etcd.json")
-    state: dict = {"etcd": etcd.endpoints, "ship": ship, "nodes": [], "ttl": ttl_s, "extra": extra or [],
-                   "bind": bind_host}  # fmt: skip
+    keyring = keys.create(workdir / KEYRING_FILE) if seal else None
+    extra = [*(["--event-keys", str(workdir / KEYRING_FILE)] if seal else []), *(extra or [])]
+    state: dict = {"etcd": etcd.endpoints, "ship": ship, "nodes": [], "ttl": ttl_s, "extra": extra,
+                   "bind": bind_host, "event_keys": str(workdir / KEYRING_FILE) if seal else ""}  # fmt: skip
     try:
+        if secure:
+            cluster_tls.secure_etcd(etcd, ship)
+            admin = cluster_tls.operator(workdir)
+            tls.configure(admin)
+            state["tls"] = {"ca": str(admin.ca), "cert": str(admin.cert), "key": str(admin.key)}
         if who is not None:
-            state["genesis"] = create_ship(etcd.endpoints, ship, who).id
-        args = ["--ttl", str(ttl_s), *grpc_flags(bind_host, 0), "--http", "127.0.0.1:0", *(extra or [])]
+            state["genesis"] = create_ship(etcd.endpoints, ship, who, keyring=keyring).id
+        args = ["--ttl", str(ttl_s), *grpc_flags(bind_host, 0), "--http", "127.0.0.1:0", *extra]
         for i in range(replicas):
-            state["nodes"].append(asdict(start_node(workdir, f"n{i}", ship, etcd.endpoints, args)))
+            node_args = [*args, *_security(workdir, state, f"n{i}")]
+            state["nodes"].append(asdict(start_node(workdir, f"n{i}", ship, etcd.endpoints, node_args)))
             write_state(workdir, state)
         if who is not None:
             wait_for_master(etcd.endpoints, ship, timeout_s=READY_TIMEOUT_S)
     except BaseException as e:
         down(workdir)
+        if secure:
+            tls.configure(None)
         if isinstance(e, AdminError | CoordinationError):
             raise ClusterError(f"{e}; node logs are in {workdir}") from None
         raise
@@ -140,7 +158,8 @@ def restart_node(workdir: Path, node_id: str) -> NodeProc:
     port = int(old["grpc"].rsplit(":", 1)[1])
     grpc = grpc_flags(state.get("bind", "127.0.0.1"), port)
     http = ["--http", old["http"]] if old.get("http") else []  # the same address: health checks know it
-    args = ["--ttl", str(state["ttl"]), *grpc, "--udp", old["udp"], *http, *state["extra"]]
+    args = ["--ttl", str(state["ttl"]), *grpc, "--udp", old["udp"], *http, *state["extra"],
+            *_security(workdir, state, node_id)]
     proc = start_node(workdir, node_id, state["ship"], state["etcd"], args)
     state["nodes"] = [asdict(proc) if n["id"] == node_id else n for n in state["nodes"]]
     write_state(workdir, state)
@@ -153,11 +172,18 @@ def add_node(workdir: Path, node_id: str, extra: list[str]) -> NodeProc:
     if any(n["id"] == node_id for n in state["nodes"]):
         raise ClusterError(f"{workdir} already has a node {node_id}")
     grpc = grpc_flags(state.get("bind", "127.0.0.1"), 0)
-    args = ["--ttl", str(state["ttl"]), *grpc, "--http", "127.0.0.1:0", *extra]
+    sealed = ["--event-keys", state["event_keys"]] if state.get("event_keys") else []
+    args = ["--ttl", str(state["ttl"]), *grpc, "--http", "127.0.0.1:0", *sealed, *extra,
+            *_security(workdir, state, node_id)]
     proc = start_node(workdir, node_id, state["ship"], state["etcd"], args)
     state["nodes"].append(asdict(proc))
     write_state(workdir, state)
     return proc
+
+
+def _security(workdir: Path, state: dict, node_id: str) -> list[str]:
+    """A node's TLS flags in a --tls cluster (none otherwise)."""
+    return cluster_tls.node_flags(workdir, state["ship"], node_id) if state.get("tls") else []
 
 
 def is_our_node(node: dict) -> bool:

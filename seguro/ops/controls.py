@@ -15,6 +15,7 @@ import time
 
 import grpc
 
+from seguro.node import tls
 from seguro.node.etcd.coordinator import Coordinator
 from seguro.ops.admin import AdminError, NoMasterError, coordinator_for, step_down, wait_for_master
 from seguro.proto.seguro.v1 import replication_pb2 as pb
@@ -118,7 +119,7 @@ def reload_settings(etcd: str, ship: str, node_id: str | None = None) -> dict[st
     for replica, status in sorted(targets.items()):
         address = str((status or {}).get("grpc", ""))
         try:
-            with grpc.insecure_channel(address) as channel:
+            with tls.channel(address) as channel:
                 reply = rpc.AdminStub(channel).Reload(pb.ReloadRequest(), timeout=5)
         except grpc.RpcError as e:
             answers[replica] = {"error": f"{e.code().name}: {e.details()}"}  # type: ignore[attr-defined]
@@ -140,7 +141,7 @@ def reinit_replica(etcd: str, ship: str, node_id: str, by: str, timeout_s: float
     if status is None or not _fresh(status):
         raise AdminError(f"ship {ship} has no running replica {node_id!r}")
     try:
-        with grpc.insecure_channel(str(status.get("grpc", ""))) as channel:
+        with tls.channel(str(status.get("grpc", ""))) as channel:
             reply = rpc.AdminStub(channel).Reinit(pb.ReinitRequest(by=by), timeout=10)
     except grpc.RpcError as e:
         raise AdminError(f"replica {node_id}: {e.code().name}: {e.details()}") from None  # type: ignore[attr-defined]

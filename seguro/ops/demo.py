@@ -154,12 +154,16 @@ def compare_logs(data_dirs: dict[str, str]) -> tuple[bool, dict[str, int], str]:
             log.close()
 
 
-def run_demo(workdir: Path | None, keep: bool, seconds: float, echo: Callable[[str], None]) -> dict:
+def run_demo(
+    workdir: Path | None, keep: bool, seconds: float, echo: Callable[[str], None], secure: bool = False,
+    seal: bool = False,
+) -> dict:  # fmt: skip
     own_dir = workdir is None
     work = Path(tempfile.mkdtemp(prefix="seguro-demo-")) if workdir is None else workdir.resolve()
-    echo(f"Seguro demo in {work}: 3-member etcd, 3 replicas of ship 'zod', lease TTL 3 s")
+    extras = ", TLS and auth everywhere" * secure + ", events sealed in etcd" * seal
+    echo(f"Seguro demo in {work}: 3-member etcd, 3 replicas of ship 'zod', lease TTL 3 s{extras}")
     try:
-        state = local.up(work, replicas=3, ttl_s=3)
+        state = local.up(work, replicas=3, ttl_s=3, secure=secure, seal=seal)
     except BaseException:
         if own_dir:  # nothing of it is worth keeping
             shutil.rmtree(work, ignore_errors=True)

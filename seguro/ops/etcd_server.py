@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -22,7 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from seguro.node.tls import TlsFiles
 from seguro.ops import processes
+from seguro.ops.pki import Authority
 from seguro.ops.processes import cmdline
 
 ETCD_BINARY = "etcd"
@@ -61,14 +64,19 @@ class MemberSpec:
     peer_port: int
     data_dir: Path
     log_path: Path
+    tls: TlsFiles | None = None  # its server and peer certificate: https, client certificates required
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
 
     @property
     def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{self.scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
+        return f"{self.scheme}://127.0.0.1:{self.peer_port}"
 
 
 def etcd_command(member: MemberSpec, initial_cluster: str, token: str) -> list[str]:
@@ -90,10 +98,29 @@ def etcd_command(member: MemberSpec, initial_cluster: str, token: str) -> list[s
         "--auto-compaction-retention", "1h",
         "--logger", "zap",
         "--log-outputs", "stderr",
+        *(tls_flags(member.tls) if member.tls is not None else []),
     ]  # fmt: skip
 
 
-def plan_members(workdir: Path, ports: list[int]) -> list[MemberSpec]:
+def tls_flags(files: TlsFiles) -> list[str]:
+    """TLS on client and peer URLs, and a certificate from the CA required of every client and peer (with
+    auth enabled, etcd takes a client certificate's CN as its user)."""
+    cert, key, ca = str(files.cert), str(files.key), str(files.ca)
+    return ["--cert-file", cert, "--key-file", key, "--trusted-ca-file", ca, "--client-cert-auth",
+            "--peer-cert-file", cert, "--peer-key-file", key, "--peer-trusted-ca-file", ca,
+            "--peer-client-cert-auth"]  # fmt: skip
+
+
+def ssl_context(files: TlsFiles | None) -> ssl.SSLContext | None:
+    """For this module's own HTTP calls to members (/health, status) when they serve TLS."""
+    if files is None:
+        return None
+    context = ssl.create_default_context(cafile=str(files.ca))
+    context.load_cert_chain(str(files.cert), str(files.key))
+    return context
+
+
+def plan_members(workdir: Path, ports: list[int], authority: Authority | None = None) -> list[MemberSpec]:
     """Member specs from 2*n ports: client ports first, then peer ports."""
     n = len(ports) // 2
     return [
@@ -103,6 +130,8 @@ def plan_members(workdir: Path, ports: list[int]) -> list[MemberSpec]:
             peer_port=ports[n + i],
             data_dir=workdir / f"n{i + 1}.etcd",
             log_path=workdir / f"n{i + 1}.log",
+            tls=authority.issue(f"etcd-n{i + 1}", f"n{i + 1}", hosts=("127.0.0.1", "localhost"))
+            if authority is not None else None,
         )
         for i in range(n)
     ]
@@ -117,10 +146,10 @@ def log_tail(path: Path, limit_bytes: int = LOG_TAIL_BYTES) -> str:
     return data[-limit_bytes:].decode("utf-8", "replace")
 
 
-def is_healthy(client_url: str, timeout_s: float = 0.5) -> bool:
+def is_healthy(client_url: str, timeout_s: float = 0.5, context: ssl.SSLContext | None = None) -> bool:
     """True when the member answers /health with health=true (it sees a leader)."""
     try:
-        with urllib.request.urlopen(f"{client_url}/health", timeout=timeout_s) as r:
+        with urllib.request.urlopen(f"{client_url}/health", timeout=timeout_s, context=context) as r:
             return json.loads(r.read()).get("health") == "true"
     except (OSError, ValueError, urllib.error.URLError):
         return False
@@ -131,11 +160,13 @@ def is_leader(status: dict | None) -> bool:
     return bool(status) and status.get("leader") == status.get("header", {}).get("member_id")  # type: ignore[union-attr]
 
 
-def member_status(client_url: str, timeout_s: float = 0.5) -> dict | None:
+def member_status(
+    client_url: str, timeout_s: float = 0.5, context: ssl.SSLContext | None = None
+) -> dict | None:
     """The member's /v3/maintenance/status answer (member_id, leader, ...), or None when unreachable."""
     request = urllib.request.Request(f"{client_url}/v3/maintenance/status", data=b"{}", method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as r:
+        with urllib.request.urlopen(request, timeout=timeout_s, context=context) as r:
             return json.loads(r.read())
     except (OSError, ValueError, urllib.error.URLError):
         return None
@@ -151,6 +182,7 @@ class EtcdCluster:
         token: str = "seguro-local",
         port_allocator: Callable[[int], list[int]] = free_ports,
         extra_args: Sequence[str] = (),
+        authority: Authority | None = None,
     ) -> None:
         if members < 1:
             raise ValueError(f"members must be >= 1, got {members}")
@@ -162,6 +194,11 @@ class EtcdCluster:
         self._members: list[MemberSpec] = []
         self._procs: list[subprocess.Popen | None] = []
         self.start_attempts = 0
+        # TLS: members' certificates from `authority`, and a root client certificate for this module's
+        # own calls and for setting up auth (auth.py); None: plaintext.
+        self.authority = authority
+        self.root_tls = authority.issue("etcd-root", "root") if authority is not None else None
+        self._context = ssl_context(self.root_tls)
 
     # ---- start / stop -------------------------------------------------------------------------------
 
@@ -172,7 +209,7 @@ class EtcdCluster:
         while True:
             attempt += 1
             self.start_attempts = attempt
-            self._members = plan_members(self.workdir, self._allocate(2 * self.size))
+            self._members = plan_members(self.workdir, self._allocate(2 * self.size), self.authority)
             for m in self._members:
                 shutil.rmtree(m.data_dir, ignore_errors=True)
                 m.log_path.unlink(missing_ok=True)
@@ -246,7 +283,7 @@ class EtcdCluster:
         for i, m in enumerate(self._members):
             if not self.is_running(i):
                 continue
-            if is_leader(member_status(m.client_url)):
+            if is_leader(member_status(m.client_url, context=self._context)):
                 return i
         return None
 
@@ -273,6 +310,8 @@ class EtcdCluster:
             "data_dirs": [str(m.data_dir) for m in self._members],
             "workdir": str(self.workdir),
             "token": self.token,
+            "root_tls": [str(f) for f in (self.root_tls.ca, self.root_tls.cert, self.root_tls.key)]
+            if self.root_tls is not None else None,
         }
 
     def write_state(self, path: Path) -> None:
@@ -319,7 +358,7 @@ class EtcdCluster:
                 p = self._procs[i]
                 if p is not None and p.poll() is not None:
                     raise self._start_error(i, f"exited with code {p.returncode}")
-                if is_healthy(self._members[i].client_url):
+                if is_healthy(self._members[i].client_url, context=self._context):
                     pending.remove(i)
             if pending and time.monotonic() > deadline:
                 raise self._start_error(pending[0], f"not healthy after {timeout_s:.0f} s")
@@ -344,10 +383,10 @@ def _is_our_etcd(pid: int, data_dirs: list[str]) -> bool:
     return bool(argv) and os.path.basename(argv[0]) == ETCD_BINARY and any(d in argv for d in data_dirs)
 
 
-def _leader_first(pids: list[int | None], client_urls: list[str]) -> list[int]:
+def _leader_first(pids: list[int | None], urls: list[str], context: ssl.SSLContext | None) -> list[int]:
     """Live pids ordered with the raft leader's first (see EtcdCluster.stop for why)."""
-    leader = next((pid for pid, url in zip(pids, client_urls, strict=True)
-                   if pid is not None and is_leader(member_status(url))), None)  # fmt: skip
+    leader = next((pid for pid, url in zip(pids, urls, strict=True)
+                   if pid is not None and is_leader(member_status(url, context=context))), None)  # fmt: skip
     return sorted((p for p in pids if p is not None), key=lambda p: p != leader)
 
 
@@ -358,6 +397,8 @@ def stop_from_state(path: Path, timeout_s: float = 5.0) -> list[int]:
     """
     state = load_state(path)
     pids = [p if p is not None and _is_our_etcd(p, state["data_dirs"]) else None for p in state["pids"]]
-    ordered = _leader_first(pids, state["client_urls"])
+    root = state.get("root_tls")
+    context = ssl_context(TlsFiles(*map(Path, root)) if root else None)
+    ordered = _leader_first(pids, state["client_urls"], context)
     processes.stop(ordered, timeout_s, one_at_a_time=True)
     return ordered

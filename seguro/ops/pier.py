@@ -11,6 +11,7 @@ from pathlib import Path
 
 from seguro.core.config import Config
 from seguro.node.etcd.coordinator import Coordinator, Genesis, LogTrimmed, ShipExists
+from seguro.node.etcd.sealing import Keyring
 from seguro.node.eventlog import EventLog
 from seguro.node.snapshots import Manifest
 from seguro.ops.chop import import_ship_snapshot, kept_snapshot, place_ship_snapshot, snapshot_for_export
@@ -130,8 +131,9 @@ def _counted(records: Iterator[tuple[int, bytes]], progress: Progress | None) ->
 
 
 def import_to_etcd(
-    pier: Path, etcd: str, ship: str, progress: Progress | None = None, max_bytes: int = ETCD_IMPORT_MAX_BYTES
-) -> tuple[Genesis, PierReport]:
+    pier: Path, etcd: str, ship: str, progress: Progress | None = None,
+    max_bytes: int = ETCD_IMPORT_MAX_BYTES, keyring: Keyring | None = None,
+) -> tuple[Genesis, PierReport]:  # fmt: skip
     """Seed a cluster with the pier's log: every batch appended at epoch 0 (no master may exist), then the
     genesis, last, so that nodes (which wait for a genesis) never start on a half-imported log. A run that
     stopped part-way is resumed where etcd's head is, once its last record is checked against the pier.
@@ -146,7 +148,7 @@ def import_to_etcd(
                         "the whole log until a master trims it, and would fill its quota; importing through "
                         "etcd is for smaller logs")  # fmt: skip
     report = PierReport(str(pier))
-    with Coordinator(etcd, ship, timeout_s=10.0) as coord:
+    with Coordinator(etcd, ship, timeout_s=10.0, keyring=keyring) as coord:
         found = coord.genesis()
         if found is not None:
             raise ShipExists(f"ship {ship} already exists (genesis {found.id})")
@@ -184,10 +186,12 @@ def _who_text(who: int) -> str:
     return f"0x{who:x}"
 
 
-def export_from_etcd(etcd: str, ship: str, pier: Path, vere_major: int = 4, force: bool = False) -> int:
+def export_from_etcd(
+    etcd: str, ship: str, pier: Path, vere_major: int = 4, force: bool = False, keyring: Keyring | None = None
+) -> int:
     """Write the ship's log as held in etcd into a pier; etcd must still hold it all (from event 1):
     after trims, export from a node's data directory instead."""
-    with Coordinator(etcd, ship, timeout_s=10.0) as coord:
+    with Coordinator(etcd, ship, timeout_s=10.0, keyring=keyring) as coord:
         genesis = coord.genesis()
         if genesis is None:
             raise PierError(f"ship {ship} does not exist in this etcd")

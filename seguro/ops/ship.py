@@ -14,6 +14,7 @@ import uuid
 from datetime import UTC, datetime
 
 from seguro.node.etcd.coordinator import Coordinator, Genesis, ShipExists
+from seguro.node.etcd.sealing import Keyring
 from seguro.urbit.record import encode_record
 from seguro.urbit.ship.kernel import boot_events
 
@@ -25,23 +26,27 @@ def new_genesis(who: str, now_s: float, first_event: int = 1) -> Genesis:
     return Genesis(uuid.uuid4().hex, who, creator, created_at, first_event)
 
 
-def create_ship(etcd: str, ship: str, who: str = "~zod", now_s: float | None = None) -> Genesis:
+def create_ship(
+    etcd: str, ship: str, who: str = "~zod", now_s: float | None = None, keyring: Keyring | None = None
+) -> Genesis:
     """Write the reference ship's genesis and its boot sequence as events 1.. (vere stores boot events
     with mug 0). ShipExists when the name is taken in this etcd; ValueError for a malformed @p."""
     now_s = time.time() if now_s is None else now_s
     records = [encode_record(0, event) for event in boot_events(who, now_s)]
     genesis = new_genesis(who, now_s)
-    with Coordinator(etcd, ship) as coord:
+    with Coordinator(etcd, ship, keyring=keyring) as coord:  # the boot events hold the ship's keys
         coord.create_genesis(genesis, records)
     return genesis
 
 
-def ensure_ship(etcd: str, ship: str, who: str = "~zod") -> tuple[Genesis, bool]:
+def ensure_ship(
+    etcd: str, ship: str, who: str = "~zod", keyring: Keyring | None = None
+) -> tuple[Genesis, bool]:
     """Create the reference ship unless it exists (for a deployment run again and again): (its genesis,
     whether this call created it). A ship of that name made as another @p is refused (ShipExists), not
     taken for this one."""
     try:
-        return create_ship(etcd, ship, who), True
+        return create_ship(etcd, ship, who, keyring=keyring), True
     except ShipExists:
         with Coordinator(etcd, ship) as coord:
             found = coord.genesis()

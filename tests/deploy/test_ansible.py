@@ -59,7 +59,9 @@ def playbook_vars(work: Path, wheel: Path) -> Path:
              for name, who in (("zod", "~zod"), ("nec", "~nec"))]  # fmt: skip
     ships[0]["floating_ip"] = "127.0.0.100/8"
     settings = {"service_manager": "supervisor", "seguro_wheel": str(wheel), "seguro_ships": ships,
-                "seguro_settings": {"snapshot_every": 500}}  # fmt: skip
+                "seguro_settings": {"snapshot_every": 500}, "seguro_tls": True,
+                "seguro_pki_dir": str(work / "pki"),
+                "seguro_controller_cli": str(BIN / "seguro")}  # fmt: skip
     path = work / "vars.json"
     path.write_text(json.dumps(settings))
     return path
@@ -120,7 +122,7 @@ def wheel(tmp_path: Path) -> Path:
 def test_the_playbook_deploys_three_hosts_and_a_second_run_changes_nothing(
     tmp_path: Path, wheel: Path
 ) -> None:
-    inv, _ = inventory(tmp_path)
+    inv, ports = inventory(tmp_path)
     extra = playbook_vars(tmp_path, wheel)
     ship, other = json.loads(extra.read_text())["seguro_ships"]
     try:
@@ -134,6 +136,7 @@ def test_the_playbook_deploys_three_hosts_and_a_second_run_changes_nothing(
         assert sorted(primaries(other)) == [200, 503, 503], "the second ship on the same hosts"
         assert all(http_status(f"http://{ip}:{ship['http_port']}/health") == 200 for ip in HOSTS.values())
         answers_datagrams(ship)
+        etcd_takes_only_the_clusters_certificates(tmp_path, ports)
         floating_ip_checks_follow_the_master(tmp_path, ship, primary)
         units_verify(tmp_path)
 
@@ -157,6 +160,25 @@ def answers_datagrams(ship: dict) -> None:
         assert not peer.doubles()
     finally:
         peer.close()
+
+
+def etcd_takes_only_the_clusters_certificates(work: Path, ports: dict[str, dict[str, int]]) -> None:
+    """The roles deployed TLS and auth: the play's admin certificate reads the ship; no certificate, or
+    plaintext, gets nothing."""
+    https = ",".join(f"https://{ip}:{ports[h]['client']}" for h, ip in HOSTS.items())
+    pki = work / "pki"
+    admin = {"SEGURO_CACERT": str(pki / "ca.pem"), "SEGURO_CERT": str(pki / "admin-all-ansible.pem"),
+             "SEGURO_KEY": str(pki / "admin-all-ansible.key")}  # fmt: skip
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("SEGURO_")}
+
+    def status(etcd: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([BIN / "seguro", "status", "--etcd", etcd, "--ship", "zod"], env=env,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+
+    ok = status(https, {**bare, **admin})
+    assert ok.returncode == 0 and "master" in ok.stdout, ok.stderr
+    assert status(https, bare).returncode == 2, "https:// without TLS files is refused"
+    assert status(https.replace("https://", "http://"), bare).returncode == 5, "etcd speaks no plaintext"
 
 
 def floating_ip_checks_follow_the_master(work: Path, ship: dict, primary: dict[str, int]) -> None:

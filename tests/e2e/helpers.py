@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from seguro.node import tls
 from seguro.node.config import parse_hostport
 from seguro.ops import cluster as local
 from seguro.ops.admin import leader_info, status_rows
@@ -34,11 +35,13 @@ class Cluster:
         replicas: int = 3,
         who: str | None = "~zod",
         etcd_args: list[str] | None = None,
+        seal: bool = False,
+        secure: bool = False,
     ) -> None:
         self.workdir = workdir
         self.state = local.up(
             workdir, replicas=replicas, ttl_s=TTL_S, extra=extra, who=who, bind_host="0.0.0.0",
-            etcd_args=etcd_args,
+            etcd_args=etcd_args, seal=seal, secure=secure,
         )  # fmt: skip
         self.etcd, self.ship = self.state["etcd"], self.state["ship"]
         self.peer = Peer({n["id"]: parse_hostport("udp", n["udp"]) for n in self.state["nodes"]})
@@ -74,4 +77,7 @@ class Cluster:
 
     def close(self) -> None:
         self.peer.close()
-        local.down(self.workdir)
+        try:
+            local.down(self.workdir)
+        finally:
+            tls.configure(None)  # a --tls cluster made this process its operator

@@ -224,8 +224,9 @@ def test_oversized_event_is_refused_clearly_and_a_large_one_is_chunked(tmp_path:
         c.close()
 
 
-def test_demo_runs_and_passes() -> None:
-    done = subprocess.run([sys.executable, "-m", "seguro.cli", "demo", "--json", "--seconds", "4"],
+@pytest.mark.parametrize("hardened", [[], ["--tls", "--seal"]], ids=["plain", "tls-sealed"])
+def test_demo_runs_and_passes(hardened: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-m", "seguro.cli", "demo", "--json", "--seconds", "4", *hardened],
                           capture_output=True, text=True, timeout=240)  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])

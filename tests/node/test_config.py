@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from seguro.node.config import ConfigError, NodeConfig
+from seguro.ops.pki import Authority
 
 BASE = {"node_id": "n0", "ship": "zod", "data_dir": "/tmp/x", "etcd": "http://127.0.0.1:2379"}
 
@@ -49,9 +50,11 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         ({"etcd": 5}, "etcd must be a string or a list of strings, got 5"),
         ({"runtime": 5}, "runtime must be a string or a list of strings, got 5"),
         ({"runtime": ["serf", 1]}, "runtime must be a string or a list of strings"),
-        ({"etcd": "https://10.0.0.1:2379"}, "https:// needs TLS settings, which this node does not have yet"),
-        ({"etcd": ["http://a:1", "HTTPS://b:2"]}, "'HTTPS://b:2': https:// needs TLS settings"),
-        ({"etcd": "unix://a:1"}, "the scheme must be http://"),
+        ({"etcd": "https://10.0.0.1:2379"}, "https:// needs TLS files"),
+        ({"etcd": ["http://a:1", "HTTPS://b:2"]}, "'HTTPS://b:2': https:// needs TLS files"),
+        ({"etcd": "unix://a:1"}, "the scheme must be http:// or https://"),
+        ({"etcd": "http://user:secret@a:1"}, "credentials in the URL are refused"),
+        ({"tls_ca": "/etc/ca.pem"}, "TLS needs all of the CA bundle, the certificate and its key"),
         ({"runtime_timeout_s": float("nan")}, "runtime_timeout_s must be a finite number, got nan"),
         ({"promotion_timeout_s": float("inf")}, "promotion_timeout_s must be a finite number"),
         ({"failover_grace_s": float("nan")}, "failover_grace_s must be a finite number"),
@@ -125,12 +128,24 @@ def test_a_data_dir_that_is_a_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_an_https_etcd_url_is_refused_from_the_file_too(tmp_path: Path) -> None:
-    """No TLS settings yet (Security issue): an https:// URL would have been dialled in plain text."""
+    """Without TLS files an https:// URL would have been dialled in plain text."""
     path = tmp_path / "node.toml"
     path.write_text('etcd = ["https://10.0.0.1:2379"]\n')
     base = {k: v for k, v in BASE.items() if k != "etcd"}
-    with pytest.raises(ConfigError, match="https:// needs TLS settings"):
+    with pytest.raises(ConfigError, match="https:// needs TLS files"):
         NodeConfig.load(path, base)
+
+
+def test_tls_files_make_etcd_https_and_a_loose_key_is_refused(tmp_path: Path) -> None:
+    files = Authority(tmp_path / "pki").issue("n0", "seguro-zod", uris=("seguro://zod/replica/n0",))
+    tls = {"tls_ca": str(files.ca), "tls_cert": str(files.cert), "tls_key": str(files.key)}
+    cfg = NodeConfig.load(None, {**BASE, **tls, "etcd": "https://10.0.0.1:2379,10.0.0.2:2379"})
+    assert cfg.tls() == files
+    with pytest.raises(ConfigError, match="with TLS files, etcd URLs must be https://"):
+        NodeConfig.load(None, {**BASE, **tls, "etcd": "http://10.0.0.1:2379"})
+    files.key.chmod(0o640)
+    with pytest.raises(ConfigError, match="must be readable by its owner only"):
+        NodeConfig.load(None, {**BASE, **tls, "etcd": "https://10.0.0.1:2379"})
 
 
 def test_ports_of_different_protocols_or_hosts_may_be_equal() -> None:

@@ -31,6 +31,7 @@ from pyetcd import etcdrpc
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential
 
 from seguro.invariant import require
+from seguro.node import tls
 from seguro.node.etcd.schema import (  # noqa: F401 - re-exported: the etcd layer's public names
     CHUNK_BYTES,
     GRPC_MAX_RECEIVE_BYTES,
@@ -66,6 +67,7 @@ from seguro.node.etcd.schema import (  # noqa: F401 - re-exported: the etcd laye
     parse_head,
     split_chunks,
 )
+from seguro.node.etcd.sealing import Keyring, SealError
 from seguro.node.etcd.watch import MasterWatch
 from seguro.proto.seguro.v1 import replication_pb2 as pb
 
@@ -78,8 +80,11 @@ def etcd_client(endpoints: list[str] | str, timeout_s: float) -> pyetcd.MultiEnd
     """The pyetcd client Seguro uses: every endpoint, failover on, and a 1 s wait before a failed endpoint
     is tried again (pyetcd's default of 300 s leaves a one-endpoint client dead after any blip)."""
     opts = [("grpc.max_receive_message_length", GRPC_MAX_RECEIVE_BYTES)]
+    files = tls.current()  # mutual TLS with the process's files (etcd: --client-cert-auth)
+    creds = files.channel_credentials() if files is not None else None
     eps = [
-        pyetcd.Endpoint(h, p, secure=False, time_retry=1.0, opts=opts) for h, p in parse_endpoints(endpoints)
+        pyetcd.Endpoint(h, p, secure=files is not None, creds=creds, time_retry=1.0, opts=opts)
+        for h, p in parse_endpoints(endpoints, secure=files is not None)
     ]
     return pyetcd.MultiEndpointEtcd3Client(eps, timeout=timeout_s, failover=True)
 
@@ -89,13 +94,15 @@ class Coordinator:
     append thread (gRPC stubs are thread-safe; calls are not serialized)."""
 
     def __init__(
-        self, endpoints: list[str] | str, ship: str, timeout_s: float = 2.0, retry_budget_s: float = 6.0
-    ) -> None:
+        self, endpoints: list[str] | str, ship: str, timeout_s: float = 2.0, retry_budget_s: float = 6.0,
+        keyring: Keyring | None = None,
+    ) -> None:  # fmt: skip
         self.ship = ship
+        self.keyring = keyring  # events are sealed in etcd under it (sealing.py); None: plaintext
         self.keys = keys_for(ship)
         self.timeout_s = timeout_s
         self.retry_budget_s = retry_budget_s
-        self._netlocs = [f"{h}:{p}" for h, p in parse_endpoints(endpoints)]
+        self._netlocs = [f"{h}:{p}" for h, p in parse_endpoints(endpoints, secure=tls.current() is not None)]
         self._client = etcd_client(endpoints, timeout_s)
         self._t = self._client.transactions
         self._watches: list[MasterWatch] = []
@@ -174,7 +181,7 @@ class Coordinator:
             raise ValueError("a ship's first batch cannot be empty")
         k, t = self.keys, self._t
         first, last = genesis.first_event, genesis.first_event + len(records) - 1
-        wire = [pb.Record(event=first + i, data=r) for i, r in enumerate(records)]
+        wire = [self._record(0, first + i, r) for i, r in enumerate(records)]
         value = encode_batch(0, first - 1, pb.Batch(epoch=0, first_event=first, records=wire))
         compare = [t.version(k.genesis) == 0, t.version(k.head) == 0]
         success = [
@@ -292,12 +299,20 @@ class Coordinator:
         first = expected_head + 1
         wire = []
         for event, data in enumerate(records, start=first):
-            if len(data) > CHUNK_BYTES:
-                chunks = self.put_chunks(epoch, event, data)
-                wire.append(pb.Record(event=event, chunks=chunks, size=len(data)))
+            record = self._record(epoch, event, data)
+            if len(record.data) > CHUNK_BYTES:
+                chunks = self.put_chunks(epoch, event, record.data)
+                wire.append(pb.Record(event=event, chunks=chunks, size=len(record.data), key=record.key))
             else:
-                wire.append(pb.Record(event=event, data=data))
+                wire.append(record)
         return self.append(epoch, expected_head, pb.Batch(epoch=epoch, first_event=first, records=wire))
+
+    def _record(self, epoch: int, event: int, data: bytes) -> pb.Record:
+        """Event `event` as stored in etcd: sealed under the keyring's current key, when there is one."""
+        if self.keyring is None:
+            return pb.Record(event=event, data=data)
+        key, sealed = self.keyring.seal(self.ship, event, epoch, data)
+        return pb.Record(event=event, data=sealed, key=key)
 
     def put_chunks(self, epoch: int, event: int, data: bytes) -> int:
         """Store `data` as chunk keys of `event`, each Txn fenced by `epoch`; returns the number of chunks."""
@@ -367,7 +382,19 @@ class Coordinator:
                 r.data = self._read_chunks(r.event, r.chunks, revision)
                 require(len(r.data) == r.size, "chunked event has wrong size", event=r.event, size=r.size)
                 r.chunks, r.size = 0, 0
+            self._open(batch.epoch, r)
         return batch
+
+    def _open(self, epoch: int, r: pb.Record) -> None:
+        """Replace a sealed record's data with its plaintext; refuse what this node cannot trust."""
+        if r.key:
+            if self.keyring is None:
+                raise SealError(f"event {r.event} of ship {self.ship} is sealed (key {r.key}) and this node "
+                                "has no keyring: set event_keys")  # fmt: skip
+            r.data, r.key = self.keyring.open(self.ship, r.event, epoch, r.key, r.data), 0
+        elif self.keyring is not None:
+            raise SealError(f"event {r.event} of ship {self.ship} is in etcd in plaintext, and this node "
+                            "seals its events: nobody with the key wrote it: not applied")  # fmt: skip
 
     def _read_chunks(self, event: int, count: int, revision: int) -> bytes:
         parts: list[bytes] = []

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from seguro.node import tls
 from seguro.node.etcd.coordinator import CoordinationError, Coordinator, etcd_client
 from seguro.node.etcd.schema import describe, parse_endpoints
 
@@ -29,7 +30,7 @@ def reclaim(endpoints: str, ship: str, keep_events: int) -> ReclaimReport:
     """Keep the newest `keep_events` committed events of `ship` in etcd, then compact, defragment each
     member and disarm the alarms. Replicas hold every event in their own logs; a follower further behind
     catches up from the master or a peer."""
-    members = [f"{h}:{p}" for h, p in parse_endpoints(endpoints)]
+    members = [f"{h}:{p}" for h, p in parse_endpoints(endpoints, secure=tls.current() is not None)]
     before = _db_sizes(members)
     with Coordinator(endpoints, ship, timeout_s=10.0) as coord:
         alarms = coord.alarms()

@@ -166,12 +166,24 @@ def check_name(what: str, name: str) -> None:
         raise ValueError(f"{what} must be a non-empty printable name without '/', got {name!r}")
 
 
-def parse_endpoints(endpoints: list[str] | str) -> list[tuple[str, int]]:
-    """'http://h:p,h2:p2' or a list of such -> [(host, port)]."""
+def parse_endpoints(endpoints: list[str] | str, secure: bool = False) -> list[tuple[str, int]]:
+    """'http://h:p,h2:p2' or a list of such -> [(host, port)]. The scheme must match how the process dials
+    etcd (`secure`: with TLS files): an https:// URL is never dialled in plaintext, nor http:// with TLS;
+    a bare HOST:PORT follows the TLS setting. Credentials in a URL are refused, not dropped."""
     items = endpoints.split(",") if isinstance(endpoints, str) else list(endpoints)
     parsed = []
     for item in (i.strip() for i in items if i.strip()):
-        url = urlsplit(item if "://" in item else f"http://{item}")
+        url = urlsplit(item if "://" in item else f"{'https' if secure else 'http'}://{item}")
+        if url.scheme not in ("http", "https"):
+            raise ValueError(f"etcd endpoint {item!r}: the scheme must be http:// or https:// (or none)")
+        if url.scheme == "https" and not secure:
+            raise ValueError(f"etcd endpoint {item!r}: https:// needs TLS files (--cacert/--cert/--key, or "
+                             "SEGURO_CACERT/SEGURO_CERT/SEGURO_KEY, or a node's tls_* settings)")  # fmt: skip
+        if url.scheme == "http" and secure:
+            raise ValueError(f"etcd endpoint {item!r}: with TLS files, etcd URLs must be https://")
+        if url.username or url.password:
+            raise ValueError(f"etcd endpoint {item.split('@')[-1]!r}: credentials in the URL are refused "
+                             "(etcd authenticates Seguro by its client certificate)")  # fmt: skip
         if not url.hostname or not url.port:
             raise ValueError(f"etcd endpoint needs host:port, got {item!r}")
         parsed.append((url.hostname, url.port))

@@ -12,6 +12,7 @@ import grpc
 from pyetcd import etcdrpc
 from pyetcd.etcdrpc import kv_pb2
 
+from seguro.node import tls
 from seguro.node.etcd.schema import OnMasterChange, decode_master, describe
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class MasterWatch:
     def _session(self, netloc: str) -> None:
         """Watch from the revision after the last delivered one (replaying what was missed); when quiet,
         re-read the key and give up on the stream if it twice misses a change. Returns when broken."""
-        with grpc.insecure_channel(netloc) as channel:
+        with tls.channel(netloc) as channel:
             kv = etcdrpc.KVStub(channel)
             if self._state is None:
                 self._sync(kv)  # the first call of on_change: the holder now

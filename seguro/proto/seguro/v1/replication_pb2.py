@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bseguro/v1/replication.proto\x12\tseguro.v1\"C\n\x06Record\x12\r\n\x05\x65vent\x18\x01 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06\x63hunks\x18\x03 \x01(\r\x12\x0c\n\x04size\x18\x04 \x01(\x04\"O\n\x05\x42\x61tch\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x13\n\x0b\x66irst_event\x18\x02 \x01(\x04\x12\"\n\x07records\x18\x03 \x03(\x0b\x32\x11.seguro.v1.Record\"[\n\x0bPushMessage\x12!\n\x05hello\x18\x01 \x01(\x0b\x32\x10.seguro.v1.HelloH\x00\x12!\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x10.seguro.v1.BatchH\x00\x42\x06\n\x04kind\"H\n\x05Hello\x12\x11\n\tmaster_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x0c\n\x04ship\x18\x03 \x01(\t\x12\x0f\n\x07genesis\x18\x04 \x01(\t\"\x8c\x01\n\x03\x41\x63k\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12\x15\n\rdurable_event\x18\x02 \x01(\x04\x12\x15\n\rapplied_event\x18\x03 \x01(\x04\x12\x15\n\rhighest_epoch\x18\x04 \x01(\x04\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x0c\n\x04ship\x18\x06 \x01(\t\x12\x0f\n\x07genesis\x18\x07 \x01(\t\"g\n\x0c\x46\x65tchRequest\x12\x12\n\nfrom_event\x18\x01 \x01(\x04\x12\x10\n\x08to_event\x18\x02 \x01(\x04\x12\x0c\n\x04ship\x18\x03 \x01(\t\x12\x0f\n\x07genesis\x18\x04 \x01(\t\x12\x12\n\nreplica_id\x18\x05 \x01(\t\"\x0f\n\rStatusRequest\"\xcd\x01\n\nNodeStatus\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\x04\x12\x15\n\rdurable_event\x18\x04 \x01(\x04\x12\x15\n\rapplied_event\x18\x05 \x01(\x04\x12\x17\n\x0f\x63ommitted_event\x18\x06 \x01(\x04\x12\x14\n\x0c\x65\x66\x66\x65\x63ts_sent\x18\x07 \x01(\x04\x12\x19\n\x11\x64\x61tagrams_dropped\x18\x08 \x01(\x04\x12\r\n\x05\x65rror\x18\t \x01(\t\x12\x0f\n\x07genesis\x18\n \x01(\t\"\x1a\n\x0bPokeRequest\x12\x0b\n\x03jam\x18\x01 \x01(\x0c\";\n\tPokeReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\r\n\x05\x65vent\x18\x03 \x01(\x04\"\x11\n\x0fStepDownRequest\"#\n\rStepDownReply\x12\x12\n\nwas_master\x18\x01 \x01(\x08\"\x0f\n\rReloadRequest\"\x9a\x01\n\x0bReloadReply\x12\x34\n\x07\x61pplied\x18\x01 \x03(\x0b\x32#.seguro.v1.ReloadReply.AppliedEntry\x12\x16\n\x0erestart_needed\x18\x02 \x03(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x1a.\n\x0c\x41ppliedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1b\n\rReinitRequest\x12\n\n\x02\x62y\x18\x01 \x01(\t\"=\n\x0bReinitReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\r\n\x05\x61side\x18\x03 \x01(\t\"[\n\x0fSnapshotRequest\x12\x0c\n\x04ship\x18\x01 \x01(\t\x12\x0f\n\x07genesis\x18\x02 \x01(\t\x12\x12\n\nreplica_id\x18\x03 \x01(\t\x12\x15\n\rmanifest_only\x18\x04 \x01(\x08\"g\n\rSnapshotChunk\x12\r\n\x05\x65vent\x18\x01 \x01(\x04\x12\x0b\n\x03mug\x18\x02 \x01(\r\x12\x0e\n\x06\x66ormat\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0e\n\x06offset\x18\x05 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x06 \x01(\x0c\x32\xc0\x01\n\x0bReplication\x12\x32\n\x04Push\x12\x16.seguro.v1.PushMessage\x1a\x0e.seguro.v1.Ack(\x01\x30\x01\x12\x34\n\x05\x46\x65tch\x12\x17.seguro.v1.FetchRequest\x1a\x10.seguro.v1.Batch0\x01\x12G\n\rFetchSnapshot\x12\x1a.seguro.v1.SnapshotRequest\x1a\x18.seguro.v1.SnapshotChunk0\x01\x32\xb2\x02\n\x05\x41\x64min\x12\x39\n\x06Status\x12\x18.seguro.v1.StatusRequest\x1a\x15.seguro.v1.NodeStatus\x12@\n\x08StepDown\x12\x1a.seguro.v1.StepDownRequest\x1a\x18.seguro.v1.StepDownReply\x12:\n\x06Reload\x12\x18.seguro.v1.ReloadRequest\x1a\x16.seguro.v1.ReloadReply\x12:\n\x06Reinit\x12\x18.seguro.v1.ReinitRequest\x1a\x16.seguro.v1.ReinitReply\x12\x34\n\x04Poke\x12\x16.seguro.v1.PokeRequest\x1a\x14.seguro.v1.PokeReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bseguro/v1/replication.proto\x12\tseguro.v1\"P\n\x06Record\x12\r\n\x05\x65vent\x18\x01 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06\x63hunks\x18\x03 \x01(\r\x12\x0c\n\x04size\x18\x04 \x01(\x04\x12\x0b\n\x03key\x18\x05 \x01(\r\"O\n\x05\x42\x61tch\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x13\n\x0b\x66irst_event\x18\x02 \x01(\x04\x12\"\n\x07records\x18\x03 \x03(\x0b\x32\x11.seguro.v1.Record\"[\n\x0bPushMessage\x12!\n\x05hello\x18\x01 \x01(\x0b\x32\x10.seguro.v1.HelloH\x00\x12!\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x10.seguro.v1.BatchH\x00\x42\x06\n\x04kind\"H\n\x05Hello\x12\x11\n\tmaster_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x0c\n\x04ship\x18\x03 \x01(\t\x12\x0f\n\x07genesis\x18\x04 \x01(\t\"\x8c\x01\n\x03\x41\x63k\x12\x12\n\nreplica_id\x18\x01 \x01(\t\x12\x15\n\rdurable_event\x18\x02 \x01(\x04\x12\x15\n\rapplied_event\x18\x03 \x01(\x04\x12\x15\n\rhighest_epoch\x18\x04 \x01(\x04\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x0c\n\x04ship\x18\x06 \x01(\t\x12\x0f\n\x07genesis\x18\x07 \x01(\t\"g\n\x0c\x46\x65tchRequest\x12\x12\n\nfrom_event\x18\x01 \x01(\x04\x12\x10\n\x08to_event\x18\x02 \x01(\x04\x12\x0c\n\x04ship\x18\x03 \x01(\t\x12\x0f\n\x07genesis\x18\x04 \x01(\t\x12\x12\n\nreplica_id\x18\x05 \x01(\t\"\x0f\n\rStatusRequest\"\xcd\x01\n\nNodeStatus\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\x04\x12\x15\n\rdurable_event\x18\x04 \x01(\x04\x12\x15\n\rapplied_event\x18\x05 \x01(\x04\x12\x17\n\x0f\x63ommitted_event\x18\x06 \x01(\x04\x12\x14\n\x0c\x65\x66\x66\x65\x63ts_sent\x18\x07 \x01(\x04\x12\x19\n\x11\x64\x61tagrams_dropped\x18\x08 \x01(\x04\x12\r\n\x05\x65rror\x18\t \x01(\t\x12\x0f\n\x07genesis\x18\n \x01(\t\"\x1a\n\x0bPokeRequest\x12\x0b\n\x03jam\x18\x01 \x01(\x0c\";\n\tPokeReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\r\n\x05\x65vent\x18\x03 \x01(\x04\"\x11\n\x0fStepDownRequest\"#\n\rStepDownReply\x12\x12\n\nwas_master\x18\x01 \x01(\x08\"\x0f\n\rReloadRequest\"\x9a\x01\n\x0bReloadReply\x12\x34\n\x07\x61pplied\x18\x01 \x03(\x0b\x32#.seguro.v1.ReloadReply.AppliedEntry\x12\x16\n\x0erestart_needed\x18\x02 \x03(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x1a.\n\x0c\x41ppliedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1b\n\rReinitRequest\x12\n\n\x02\x62y\x18\x01 \x01(\t\"=\n\x0bReinitReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\r\n\x05\x61side\x18\x03 \x01(\t\"[\n\x0fSnapshotRequest\x12\x0c\n\x04ship\x18\x01 \x01(\t\x12\x0f\n\x07genesis\x18\x02 \x01(\t\x12\x12\n\nreplica_id\x18\x03 \x01(\t\x12\x15\n\rmanifest_only\x18\x04 \x01(\x08\"g\n\rSnapshotChunk\x12\r\n\x05\x65vent\x18\x01 \x01(\x04\x12\x0b\n\x03mug\x18\x02 \x01(\r\x12\x0e\n\x06\x66ormat\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0e\n\x06offset\x18\x05 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x06 \x01(\x0c\x32\xc0\x01\n\x0bReplication\x12\x32\n\x04Push\x12\x16.seguro.v1.PushMessage\x1a\x0e.seguro.v1.Ack(\x01\x30\x01\x12\x34\n\x05\x46\x65tch\x12\x17.seguro.v1.FetchRequest\x1a\x10.seguro.v1.Batch0\x01\x12G\n\rFetchSnapshot\x12\x1a.seguro.v1.SnapshotRequest\x1a\x18.seguro.v1.SnapshotChunk0\x01\x32\xb2\x02\n\x05\x41\x64min\x12\x39\n\x06Status\x12\x18.seguro.v1.StatusRequest\x1a\x15.seguro.v1.NodeStatus\x12@\n\x08StepDown\x12\x1a.seguro.v1.StepDownRequest\x1a\x18.seguro.v1.StepDownReply\x12:\n\x06Reload\x12\x18.seguro.v1.ReloadRequest\x1a\x16.seguro.v1.ReloadReply\x12:\n\x06Reinit\x12\x18.seguro.v1.ReinitRequest\x1a\x16.seguro.v1.ReinitReply\x12\x34\n\x04Poke\x12\x16.seguro.v1.PokeRequest\x1a\x14.seguro.v1.PokeReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,45 +34,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RELOADREPLY_APPLIEDENTRY']._loaded_options = None
   _globals['_RELOADREPLY_APPLIEDENTRY']._serialized_options = b'8\001'
   _globals['_RECORD']._serialized_start=42
-  _globals['_RECORD']._serialized_end=109
-  _globals['_BATCH']._serialized_start=111
-  _globals['_BATCH']._serialized_end=190
-  _globals['_PUSHMESSAGE']._serialized_start=192
-  _globals['_PUSHMESSAGE']._serialized_end=283
-  _globals['_HELLO']._serialized_start=285
-  _globals['_HELLO']._serialized_end=357
-  _globals['_ACK']._serialized_start=360
-  _globals['_ACK']._serialized_end=500
-  _globals['_FETCHREQUEST']._serialized_start=502
-  _globals['_FETCHREQUEST']._serialized_end=605
-  _globals['_STATUSREQUEST']._serialized_start=607
-  _globals['_STATUSREQUEST']._serialized_end=622
-  _globals['_NODESTATUS']._serialized_start=625
-  _globals['_NODESTATUS']._serialized_end=830
-  _globals['_POKEREQUEST']._serialized_start=832
-  _globals['_POKEREQUEST']._serialized_end=858
-  _globals['_POKEREPLY']._serialized_start=860
-  _globals['_POKEREPLY']._serialized_end=919
-  _globals['_STEPDOWNREQUEST']._serialized_start=921
-  _globals['_STEPDOWNREQUEST']._serialized_end=938
-  _globals['_STEPDOWNREPLY']._serialized_start=940
-  _globals['_STEPDOWNREPLY']._serialized_end=975
-  _globals['_RELOADREQUEST']._serialized_start=977
-  _globals['_RELOADREQUEST']._serialized_end=992
-  _globals['_RELOADREPLY']._serialized_start=995
-  _globals['_RELOADREPLY']._serialized_end=1149
-  _globals['_RELOADREPLY_APPLIEDENTRY']._serialized_start=1103
-  _globals['_RELOADREPLY_APPLIEDENTRY']._serialized_end=1149
-  _globals['_REINITREQUEST']._serialized_start=1151
-  _globals['_REINITREQUEST']._serialized_end=1178
-  _globals['_REINITREPLY']._serialized_start=1180
-  _globals['_REINITREPLY']._serialized_end=1241
-  _globals['_SNAPSHOTREQUEST']._serialized_start=1243
-  _globals['_SNAPSHOTREQUEST']._serialized_end=1334
-  _globals['_SNAPSHOTCHUNK']._serialized_start=1336
-  _globals['_SNAPSHOTCHUNK']._serialized_end=1439
-  _globals['_REPLICATION']._serialized_start=1442
-  _globals['_REPLICATION']._serialized_end=1634
-  _globals['_ADMIN']._serialized_start=1637
-  _globals['_ADMIN']._serialized_end=1943
+  _globals['_RECORD']._serialized_end=122
+  _globals['_BATCH']._serialized_start=124
+  _globals['_BATCH']._serialized_end=203
+  _globals['_PUSHMESSAGE']._serialized_start=205
+  _globals['_PUSHMESSAGE']._serialized_end=296
+  _globals['_HELLO']._serialized_start=298
+  _globals['_HELLO']._serialized_end=370
+  _globals['_ACK']._serialized_start=373
+  _globals['_ACK']._serialized_end=513
+  _globals['_FETCHREQUEST']._serialized_start=515
+  _globals['_FETCHREQUEST']._serialized_end=618
+  _globals['_STATUSREQUEST']._serialized_start=620
+  _globals['_STATUSREQUEST']._serialized_end=635
+  _globals['_NODESTATUS']._serialized_start=638
+  _globals['_NODESTATUS']._serialized_end=843
+  _globals['_POKEREQUEST']._serialized_start=845
+  _globals['_POKEREQUEST']._serialized_end=871
+  _globals['_POKEREPLY']._serialized_start=873
+  _globals['_POKEREPLY']._serialized_end=932
+  _globals['_STEPDOWNREQUEST']._serialized_start=934
+  _globals['_STEPDOWNREQUEST']._serialized_end=951
+  _globals['_STEPDOWNREPLY']._serialized_start=953
+  _globals['_STEPDOWNREPLY']._serialized_end=988
+  _globals['_RELOADREQUEST']._serialized_start=990
+  _globals['_RELOADREQUEST']._serialized_end=1005
+  _globals['_RELOADREPLY']._serialized_start=1008
+  _globals['_RELOADREPLY']._serialized_end=1162
+  _globals['_RELOADREPLY_APPLIEDENTRY']._serialized_start=1116
+  _globals['_RELOADREPLY_APPLIEDENTRY']._serialized_end=1162
+  _globals['_REINITREQUEST']._serialized_start=1164
+  _globals['_REINITREQUEST']._serialized_end=1191
+  _globals['_REINITREPLY']._serialized_start=1193
+  _globals['_REINITREPLY']._serialized_end=1254
+  _globals['_SNAPSHOTREQUEST']._serialized_start=1256
+  _globals['_SNAPSHOTREQUEST']._serialized_end=1347
+  _globals['_SNAPSHOTCHUNK']._serialized_start=1349
+  _globals['_SNAPSHOTCHUNK']._serialized_end=1452
+  _globals['_REPLICATION']._serialized_start=1455
+  _globals['_REPLICATION']._serialized_end=1647
+  _globals['_ADMIN']._serialized_start=1650
+  _globals['_ADMIN']._serialized_end=1956
 # @@protoc_insertion_point(module_scope)

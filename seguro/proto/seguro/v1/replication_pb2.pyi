@@ -7,16 +7,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Record(_message.Message):
-    __slots__ = ("event", "data", "chunks", "size")
+    __slots__ = ("event", "data", "chunks", "size", "key")
     EVENT_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
     event: int
     data: bytes
     chunks: int
     size: int
-    def __init__(self, event: _Optional[int] = ..., data: _Optional[bytes] = ..., chunks: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
+    key: int
+    def __init__(self, event: _Optional[int] = ..., data: _Optional[bytes] = ..., chunks: _Optional[int] = ..., size: _Optional[int] = ..., key: _Optional[int] = ...) -> None: ...
 
 class Batch(_message.Message):
     __slots__ = ("epoch", "first_event", "records")

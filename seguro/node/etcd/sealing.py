@@ -1,0 +1,121 @@
+"""Events in etcd are sealed: AES-256-GCM under a per-ship key that etcd never sees.
+
+A ship's boot events hold its private networking keys, and its log is the ship: anyone with read access
+to etcd must learn nothing from it, and anyone with write access must not be able to slip a record in.
+So the master seals each record before it leaves for etcd, and every reader opens it:
+
+- the associated data binds the record to its ship, event number and epoch (the fencing token it was
+  committed under): a record copied to another event, epoch or ship fails to open and is refused;
+- each sealed record names its key's id (`Record.key` on the wire; 0 means plaintext), so keys rotate
+  without downtime: new batches go out under the current key, old ones open with old keys until trimmed;
+- a node that has a keyring refuses plaintext records: with encryption on, a record without a seal is
+  one that nobody with the key wrote.
+
+Local RocksDB logs and the push streams between replicas (over mutual TLS) carry plaintext, as vere's
+own LMDB log does. The keyring is a JSON file, readable by its owner only (a looser mode is refused):
+{"current": 2, "keys": {"1": "<base64 of 32 bytes>", "2": "..."}}.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from seguro.invariant import InvariantViolation
+
+NONCE_BYTES = 12
+KEY_BYTES = 32
+AD_LABEL = b"seguro/event/v1"
+
+
+class KeyringError(ValueError):
+    """The keyring file is unusable: missing, unreadable, malformed, or readable by others."""
+
+
+class SealError(InvariantViolation):
+    """A committed record in etcd cannot be opened: a wrong or missing key, or a record moved, altered or
+    written in plaintext into a sealed ship. Never retried, never skipped: the node stops loudly rather
+    than apply (or serve) an event it cannot trust."""
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """The ship's event keys by id, and which one seals new records."""
+
+    current: int
+    keys: dict[int, bytes] = field(repr=False)  # never printed: repr shows ids only
+
+    def __post_init__(self) -> None:
+        if self.current not in self.keys:
+            raise KeyringError(f"keyring: current key {self.current} is not among its keys {self.ids}")
+        for key_id, key in self.keys.items():
+            if not 0 < key_id < 1 << 32 or len(key) != KEY_BYTES:
+                raise KeyringError(f"keyring: key {key_id} needs an id in 1..2^32-1 and {KEY_BYTES} bytes")
+
+    @property
+    def ids(self) -> list[int]:
+        return sorted(self.keys)
+
+    def seal(self, ship: str, event: int, epoch: int, data: bytes) -> tuple[int, bytes]:
+        """(key id, nonce + ciphertext + tag) of one record."""
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = AESGCM(self.keys[self.current]).encrypt(nonce, data, associated(ship, event, epoch))
+        return self.current, nonce + sealed
+
+    def open(self, ship: str, event: int, epoch: int, key_id: int, blob: bytes) -> bytes:
+        key = self.keys.get(key_id)
+        if key is None:
+            raise SealError(f"event {event} is sealed with key {key_id}, which this keyring lacks "
+                            f"(it has {self.ids}): add the key before making it current")  # fmt: skip
+        try:
+            return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], associated(ship, event, epoch))
+        except InvalidTag:
+            raise SealError(f"event {event} (epoch {epoch}) of ship {ship} fails authentication under key "
+                            f"{key_id}: altered, or copied from another event, epoch or ship") from None
+
+    def to_json(self) -> str:
+        keys = {str(i): base64.b64encode(k).decode() for i, k in sorted(self.keys.items())}
+        return json.dumps({"current": self.current, "keys": keys}, indent=1)
+
+
+def associated(ship: str, event: int, epoch: int) -> bytes:
+    return AD_LABEL + b"\0" + ship.encode() + b"\0" + struct.pack(">QQ", event, epoch)
+
+
+def new_key() -> bytes:
+    return AESGCM.generate_key(bit_length=KEY_BYTES * 8)
+
+
+def load(path: Path) -> Keyring:
+    """Read a keyring file, refusing one that others may read or write."""
+    try:
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise KeyringError(f"keyring {path} is mode {stat.S_IMODE(mode):o}: it must be readable by its "
+                            f"owner only (chmod 600 {path})")  # fmt: skip
+        raw = json.loads(path.read_text())
+        keys = {int(i): base64.b64decode(k, validate=True) for i, k in raw["keys"].items()}
+        return Keyring(int(raw["current"]), keys)
+    except KeyringError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise KeyringError(f"keyring {path} cannot be read: {type(e).__name__}") from None  # no key bytes
+
+
+def save(path: Path, ring: Keyring) -> None:
+    """Write a keyring file with mode 600, atomically (a rotation never leaves half a file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(ring.to_json())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,95 @@
+"""A throwaway certificate authority for local clusters (`seguro cluster up --tls`) and tests: a CA, and
+certificates it signs for etcd members, replicas and operators (node/tls.py says what their names mean).
+
+Keys are EC P-256, written mode 600; certificates last 30 days: these are for trying Seguro out and for
+tests. A production CA is the operator's own (the Ansible roles install its files)."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from seguro.node.tls import TlsFiles
+
+VALID_DAYS = 30
+SIGNING_ONLY = x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                             data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                             encipher_only=False, decipher_only=False)  # fmt: skip
+BOTH_ENDS = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH])
+
+
+class Authority:
+    """A CA kept in a directory: ca.pem and ca.key; `issue` writes NAME.pem and NAME.key beside them."""
+
+    def __init__(self, root: Path, name: str = "Seguro local CA") -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.cert_path, self.key_path = root / "ca.pem", root / "ca.key"
+        if self.cert_path.exists():
+            self._key = serialization.load_pem_private_key(self.key_path.read_bytes(), password=None)
+            self._cert = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
+            return
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        self._cert = (
+            _builder(subject, subject, self._key.public_key())
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(SIGNING_ONLY, critical=True)
+            .sign(self._key, hashes.SHA256())
+        )
+        _write_key(self.key_path, self._key)
+        self.cert_path.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
+
+    def issue(
+        self, name: str, common_name: str, uris: tuple[str, ...] = (), hosts: tuple[str, ...] = ()
+    ) -> TlsFiles:
+        """A certificate for both ends of a connection (server and client auth), valid for `hosts` (IP
+        addresses or DNS names) and speaking for `uris` (seguro://SHIP/ROLE/NAME)."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(u) for u in uris]
+        for host in hosts:
+            try:
+                names.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                names.append(x509.DNSName(host))
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        builder = _builder(subject, self._cert.subject, key.public_key())
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        cert = (
+            builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(BOTH_ENDS, critical=False)
+            .sign(self._key, hashes.SHA256())
+        )
+        cert_path, key_path = self.root / f"{name}.pem", self.root / f"{name}.key"
+        _write_key(key_path, key)
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return TlsFiles(self.cert_path, cert_path, key_path)
+
+
+def _builder(subject: x509.Name, issuer: x509.Name, public_key: object) -> x509.CertificateBuilder:
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)  # type: ignore[arg-type]
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
+    )
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())  # fmt: skip
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
