@@ -73,6 +73,7 @@ def group() -> None:
 @click.option("--tls-ca", help="CA bundle (PEM): with --tls-cert and --tls-key, mutual TLS (gRPC and etcd).")
 @click.option("--tls-cert", help="This replica's certificate (PEM), URI SAN seguro://SHIP/replica/ID.")
 @click.option("--tls-key", help="Its private key (PEM, mode 600).")
+@click.option("--insecure/--no-insecure", default=None, help="Plaintext gRPC beyond loopback.")
 @click.option(
     "--failover-grace",
     "failover_grace_s",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import shlex
@@ -136,6 +137,10 @@ class NodeConfig:
     tls_key: str = field(default="", metadata=_doc(
         "--tls-key", "The certificate's private key (PEM, mode 600: a looser mode is refused)."
     ))  # fmt: skip
+    insecure: bool = field(default=False, metadata=_doc(
+        "--insecure/--no-insecure", "Serve gRPC in plaintext on a non-loopback address (no tls_* files): "
+        "anyone who reaches it can push, fetch, poke and depose the master. A trusted private network only."
+    ))  # fmt: skip
     event_keys: str = field(default="", metadata=_doc(
         "--event-keys", "The ship's keyring file (mode 600): events are sealed in etcd with AES-GCM under "
         "its current key, and read under any of its keys (`seguro keys`). Empty: plaintext in etcd."
@@ -214,6 +219,9 @@ class NodeConfig:
         if not 1024 <= self.max_event_bytes <= 1 << 30:
             raise ConfigError(f"max_event_bytes must be in [1 KiB, 1 GiB], got {self.max_event_bytes}")
         self.keyring()  # readable, well-formed, owner-only
+        if files is None and not self.insecure and not _loopback(host):
+            raise ConfigError(f"grpc binds {self.grpc} in plaintext, beyond loopback: set tls_ca, tls_cert "
+                              "and tls_key, or insecure = true (--insecure) on a trusted private network")
 
     def tls(self) -> TlsFiles | None:
         """The node's TLS files (all three, or none: plaintext, for loopback development)."""
@@ -280,6 +288,13 @@ class NodeConfig:
         values["runtime"] = _words("runtime", values.get("runtime", ()), shlex.split)
         _check_types(cls, values)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _words(name: str, value: object, split: Callable[[str], list[str]]) -> tuple[str, ...]:

@@ -32,6 +32,7 @@ advertise_grpc = "10.0.0.11:7000"
 udp = "0.0.0.0:34543"
 http = "127.0.0.1:8080"
 ack_replicas = 1
+insecure = true  # plaintext on a private network; with TLS, set tls_ca, tls_cert, tls_key (https:// etcd)
 """
 
 HEADER = f"""\

@@ -133,6 +133,11 @@ def grpc_flags(bind_host: str, port: int) -> list[str]:
     return flags + (["--advertise-grpc", f"127.0.0.1:{port}"] if bind_host in WILDCARD_HOSTS else [])
 
 
+def plaintext_flags(state: dict) -> list[str]:
+    """A plaintext cluster bound beyond loopback says so (--insecure); a --tls one needs nothing."""
+    return ["--insecure"] if not state.get("tls") and state.get("bind", "127.0.0.1") in WILDCARD_HOSTS else []
+
+
 def write_state(workdir: Path, state: dict) -> None:
     tmp = workdir / (STATE_FILE + ".tmp")
     tmp.write_text(json.dumps(state, indent=1))
@@ -182,8 +187,10 @@ def add_node(workdir: Path, node_id: str, extra: list[str]) -> NodeProc:
 
 
 def _security(workdir: Path, state: dict, node_id: str) -> list[str]:
-    """A node's TLS flags in a --tls cluster (none otherwise)."""
-    return cluster_tls.node_flags(workdir, state["ship"], node_id) if state.get("tls") else []
+    """A node's TLS flags in a --tls cluster; --insecure for a plaintext one bound beyond loopback."""
+    if state.get("tls"):
+        return cluster_tls.node_flags(workdir, state["ship"], node_id)
+    return plaintext_flags(state)
 
 
 def is_our_node(node: dict) -> bool:

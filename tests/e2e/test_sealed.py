@@ -5,6 +5,7 @@ sealed under both keys open to exactly the replicas' log."""
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from pathlib import Path
@@ -78,6 +79,9 @@ def test_no_plaintext_in_etcd_and_a_key_rotation_under_load_loses_nothing(tmp_pa
         wait_until("replicas to converge", cluster.converged, 60, every_s=0.5)
         last = cluster.logs_agree()
         assert max(cluster.peer.answers()) <= min(last.values()), "an acknowledged event is missing"
+        secrets = [base64.b64encode(k) for k in sealing.load(keyring).keys.values()]
+        logs = [path.read_bytes() for path in cluster.workdir.rglob("*.log")]
+        assert logs and not any(secret in text for secret in secrets for text in logs), "a key in a log"
         with Coordinator(cluster.etcd, cluster.ship, keyring=sealing.load(keyring)) as coord:
             opened = {r.event: r.data for b in coord.read_batches(1) for r in b.records}
         with EventLog(Path(node["data"]), create=False, read_only=True) as log:

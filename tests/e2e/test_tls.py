@@ -109,6 +109,8 @@ def test_a_tls_cluster_serves_its_own_and_refuses_strangers(tmp_path: Path) -> N
         assert "PERMISSION_DENIED" in etcd_refuses(cluster.etcd, other_ship)
 
         assert cluster.logs_agree() == heads, "a refused peer's record was stored"
+        logs = [path.read_text(errors="replace") for path in cluster.workdir.rglob("*.log")]
+        assert logs and not any("PRIVATE KEY" in text for text in logs), "a private key in a log"
         env = {
             **os.environ,
             "SEGURO_ETCD": cluster.etcd,

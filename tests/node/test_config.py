@@ -102,9 +102,13 @@ def test_a_broken_file_is_reported(tmp_path: Path) -> None:
 
 def test_the_advertised_grpc_address_is_what_replicas_dial() -> None:
     """Found in review: a node bound to 0.0.0.0 published 0.0.0.0:PORT, so the master dialled itself."""
-    wild = NodeConfig.load(None, {**BASE, "grpc": "0.0.0.0:0", "advertise_grpc": "10.0.0.7:0"})
+    wild = NodeConfig.load(
+        None, {**BASE, "grpc": "0.0.0.0:0", "advertise_grpc": "10.0.0.7:0", "insecure": True}
+    )
     assert wild.advertised_grpc(bound_port=7001) == "10.0.0.7:7001"
-    fixed = NodeConfig.load(None, {**BASE, "grpc": "0.0.0.0:7000", "advertise_grpc": "node1.example:7000"})
+    fixed = NodeConfig.load(
+        None, {**BASE, "grpc": "0.0.0.0:7000", "advertise_grpc": "node1.example:7000", "insecure": True}
+    )
     assert fixed.advertised_grpc(bound_port=7000) == "node1.example:7000"
     assert NodeConfig.load(None, {**BASE, "grpc": "127.0.0.1:0"}).advertised_grpc(bound_port=7002) == (
         "127.0.0.1:7002"
@@ -134,6 +138,15 @@ def test_an_https_etcd_url_is_refused_from_the_file_too(tmp_path: Path) -> None:
     base = {k: v for k, v in BASE.items() if k != "etcd"}
     with pytest.raises(ConfigError, match="https:// needs TLS files"):
         NodeConfig.load(path, base)
+
+
+def test_plaintext_grpc_beyond_loopback_must_be_asked_for() -> None:
+    beyond = {**BASE, "grpc": "10.0.0.7:7000"}
+    with pytest.raises(ConfigError, match="in plaintext, beyond loopback: set tls_ca"):
+        NodeConfig.load(None, beyond)
+    assert NodeConfig.load(None, {**beyond, "insecure": True}).insecure
+    for loopback in ("127.0.0.2:7000", "[::1]:7000", "localhost:7000"):
+        NodeConfig.load(None, {**BASE, "grpc": loopback})
 
 
 def test_tls_files_make_etcd_https_and_a_loose_key_is_refused(tmp_path: Path) -> None:
