@@ -73,6 +73,8 @@ def group() -> None:
 @click.option("--tls-ca", help="CA bundle (PEM): with --tls-cert and --tls-key, mutual TLS (gRPC and etcd).")
 @click.option("--tls-cert", help="This replica's certificate (PEM), URI SAN seguro://SHIP/replica/ID.")
 @click.option("--tls-key", help="Its private key (PEM, mode 600).")
+@click.option("--etcd-user", help="An etcd user to log in as (with --etcd-password-file).")
+@click.option("--etcd-password-file", help="A file holding its password (mode 600).")
 @click.option("--insecure/--no-insecure", default=None, help="Plaintext gRPC beyond loopback.")
 @click.option(
     "--failover-grace",
@@ -131,6 +133,7 @@ def serve_node(
     from seguro.node import tls
 
     tls.configure(cfg.tls())  # every channel, the gRPC server and etcd: before anything connects
+    tls.configure_login(cfg.login())
     if tls.current() is None:
         logging.getLogger("seguro").warning(
             "plaintext: the gRPC port accepts anyone and etcd is dialled without TLS; for development on "
@@ -147,7 +150,7 @@ def serve_node(
         node = Node(cfg, settings=lambda: NodeConfig.load(config_path, flags))
     except (OSError, ValueError, EventLogError) as e:
         raise click.ClickException(str(e)) from None
-    signal.signal(signal.SIGTERM, lambda *_: node.stop())
+    signal.signal(signal.SIGTERM, lambda *_: stop_for_good(node))
     signal.signal(signal.SIGINT, lambda *_: node.stop())
     signal.signal(signal.SIGHUP, lambda *_: node.reload())  # as `seguro reload`: live settings, at once
     if ready_file is not None:
@@ -174,3 +177,10 @@ def serve_node(
         os.execv(sys.executable, sys.orig_argv)
     logging.getLogger("seguro").info("exit")
     sys.exit(0)
+
+
+def stop_for_good(node: object) -> None:
+    """SIGTERM: stop, even with a `seguro reinit` restart pending (its marker stays: the next start
+    rebuilds)."""
+    node.restart_requested = False  # type: ignore[attr-defined]
+    node.stop()  # type: ignore[attr-defined]

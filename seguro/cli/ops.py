@@ -251,7 +251,9 @@ def reclaim_command(etcd: str, ship: str, keep_events: int, as_json: bool) -> No
 @etcd_group.command("auth")
 @click.option("--etcd", required=True, envvar="SEGURO_ETCD", help="Comma-separated etcd client URLs.")
 @click.option("--ship", "ships", required=True, multiple=True, help="A ship to make a user and role for.")
-def auth_command(etcd: str, ships: tuple[str, ...]) -> None:
+@click.option("--add-user", help="Also a password user with the (first) ship's role...")
+@click.option("--password-file", type=click.Path(dir_okay=False), help="...whose password is in this file.")
+def auth_command(etcd: str, ships: tuple[str, ...], add_user: str | None, password_file: str | None) -> None:
     """Turn etcd's auth on (run with etcd root's --cacert/--cert/--key, CN root): a user per ship, CN
     seguro-SHIP, whose role reads and writes only the ship's keys. Prints `changed` or `unchanged`."""
     from seguro.node import tls
@@ -261,9 +263,14 @@ def auth_command(etcd: str, ships: tuple[str, ...]) -> None:
     if root is None:
         raise click.UsageError("etcd auth needs etcd root's certificate: --cacert, --cert and --key")
     try:
+        login = tls.Login.of(add_user, password_file)
         changed = etcd_auth.enable(etcd, root)
         for ship in ships:
             changed = etcd_auth.grant_ship(etcd, root, ship) or changed
+        if login is not None:
+            changed = etcd_auth.add_login(etcd, root, ships[0], login) or changed
+    except tls.TlsError as e:
+        raise click.UsageError(str(e)) from None
     except etcd_auth.EtcdAuthError as e:
         raise click.ClickException(str(e)) from None
     click.echo("changed" if changed else "unchanged")

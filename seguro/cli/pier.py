@@ -202,5 +202,7 @@ def follow_command(
         "data_dir": data_dir or pier / ".urb" / "seguro-follow", "follow_pier": str(pier.resolve()),
         "event_keys": event_keys, "tls_ca": os.environ.get("SEGURO_CACERT"),
         "tls_cert": os.environ.get("SEGURO_CERT"), "tls_key": os.environ.get("SEGURO_KEY"),
+        "etcd_user": os.environ.get("SEGURO_ETCD_USER"),
+        "etcd_password_file": os.environ.get("SEGURO_ETCD_PASSWORD_FILE"),
     }  # fmt: skip
     serve_node(None, flags, ready_file, log_level)

@@ -1,24 +1,41 @@
 """`seguro tls`: a small certificate authority for a cluster (seguro/ops/pki.py), kept in a directory:
-certificates for etcd members, replicas and operators, named as node/tls.py reads them. For production,
-an organisation's own CA does as well, if its certificates carry the same names."""
+certificates for etcd members, replicas and operators, named as node/tls.py reads them. Run again, it
+renews only what expires soon (for deployments that run again and again); an organisation's own CA does
+as well, if its certificates carry the same names."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
-from seguro.node.tls import ADMIN, REPLICA, TlsFiles, uri
+from seguro.node.tls import ADMIN, REPLICA, uri
 from seguro.ops.etcd_auth import ship_user
+from seguro.ops.etcd_server import MEMBER_CN
 from seguro.ops.pki import Authority
 
 DIR = click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 HOSTS = click.option("--host", "hosts", multiple=True, help="An IP address or DNS name it serves (repeat).")
 
 
-def _say(files: TlsFiles) -> None:
-    click.echo(json.dumps({"ca": str(files.ca), "cert": str(files.cert), "key": str(files.key)}))
+def lifetime(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--renew-within", type=click.IntRange(min=0), default=30, show_default=True,
+                      help="Days: an existing certificate valid for longer is kept.")(fn)  # fmt: skip
+    return click.option("--days", type=click.IntRange(min=1), default=397, show_default=True,
+                        help="How long a new certificate lasts.")(fn)  # fmt: skip
+
+
+def _issue(directory: Path, name: str, cn: str, uris: tuple[str, ...], hosts: tuple[str, ...], days: int,
+           renew_within: int) -> None:  # fmt: skip
+    ca = Authority(directory)
+    issued = not ca.fresh(name, renew_within)
+    files = ca.issue(name, cn, uris, hosts, days) if issued else None
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    click.echo(json.dumps({"ca": str(ca.cert_path), "cert": str(files.cert if files else cert),
+                           "key": str(files.key if files else key), "issued": issued}))  # fmt: skip
 
 
 @click.group("tls")
@@ -28,9 +45,10 @@ def group() -> None:
 
 @group.command("ca")
 @DIR
-def ca_command(directory: Path) -> None:
+@click.option("--days", type=click.IntRange(min=1), default=3650, show_default=True, help="A new CA's life.")
+def ca_command(directory: Path, days: int) -> None:
     """Make the CA (DIRECTORY/ca.pem, ca.key mode 600), or show the one there."""
-    ca = Authority(directory)
+    ca = Authority(directory, days=days)
     click.echo(json.dumps({"ca": str(ca.cert_path), "key": str(ca.key_path)}))
 
 
@@ -38,9 +56,10 @@ def ca_command(directory: Path) -> None:
 @DIR
 @click.option("--name", required=True, help="The member's name (etcd --name).")
 @HOSTS
-def etcd_command(directory: Path, name: str, hosts: tuple[str, ...]) -> None:
-    """An etcd member's certificate (server and peer): DIRECTORY/etcd-NAME.pem."""
-    _say(Authority(directory).issue(f"etcd-{name}", name, hosts=hosts))
+@lifetime
+def etcd_command(directory: Path, name: str, hosts: tuple[str, ...], days: int, renew_within: int) -> None:
+    """An etcd member's certificate (server and peer; CN etcd-member): DIRECTORY/etcd-NAME.pem."""
+    _issue(directory, f"etcd-{name}", MEMBER_CN, (), hosts, days, renew_within)
 
 
 @group.command("replica")
@@ -48,18 +67,23 @@ def etcd_command(directory: Path, name: str, hosts: tuple[str, ...]) -> None:
 @click.option("--ship", required=True)
 @click.option("--id", "node_id", required=True)
 @HOSTS
-def replica_command(directory: Path, ship: str, node_id: str, hosts: tuple[str, ...]) -> None:
-    """A replica's certificate: seguro://SHIP/replica/ID, CN the ship's etcd user (seguro-SHIP)."""
+@lifetime
+def replica_command(directory: Path, ship: str, node_id: str, hosts: tuple[str, ...], days: int,
+                    renew_within: int) -> None:  # fmt: skip
+    """A replica's certificate, DIRECTORY/SHIP@ID.pem: seguro://SHIP/replica/ID, CN seguro-SHIP."""
+    if "*" in ship or "@" in ship + node_id:
+        raise click.UsageError("a replica belongs to one ship: --ship and --id take no '*' or '@'")
     names = (uri(ship, REPLICA, node_id),)
-    _say(Authority(directory).issue(f"{ship}-{node_id}", ship_user(ship), names, hosts))
+    _issue(directory, f"{ship}@{node_id}", ship_user(ship), names, hosts, days, renew_within)
 
 
 @group.command("admin")
 @DIR
 @click.option("--name", required=True, help="Who it is for (in the certificate and the nodes' logs).")
 @click.option("--ship", default="*", show_default=True, help="One ship, or * for every ship (etcd's root).")
-def admin_command(directory: Path, name: str, ship: str) -> None:
+@lifetime
+def admin_command(directory: Path, name: str, ship: str, days: int, renew_within: int) -> None:
     """An operator's certificate: admin of SHIP on the nodes; in etcd, the ship's user (or root for *)."""
     user = "root" if ship == "*" else ship_user(ship)
     label = "all" if ship == "*" else ship
-    _say(Authority(directory).issue(f"admin-{label}-{name}", user, (uri(ship, ADMIN, name),)))
+    _issue(directory, f"admin-{label}-{name}", user, (uri(ship, ADMIN, name),), (), days, renew_within)

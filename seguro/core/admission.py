@@ -19,6 +19,7 @@ class Standing:
     shown_epoch: int  # the master key's epoch as etcd last showed it (0: none)
     own_epoch: int  # this node's own term, when it is master or promoting (0: none)
     durable: int
+    shown_master: str = ""  # who holds the master key at shown_epoch, as etcd showed it
 
 
 def why_refuse_push(ev: m.BatchReceived, me: Standing) -> str:
@@ -35,6 +36,8 @@ def why_refuse_push(ev: m.BatchReceived, me: Standing) -> str:
         return f"stale epoch {sender} < {me.highest_epoch}"
     if sender != me.shown_epoch:
         return f"epoch {sender} is not the master's epoch etcd shows here ({me.shown_epoch or 'none'})"
+    if ev.sender_id != me.shown_master:
+        return f"pushed by {ev.sender_id or '(no one)'}; etcd shows {me.shown_master} as master at {sender}"
     if me.own_epoch:
         return f"this node is master at epoch {me.own_epoch}"
     if ev.batch.first_event > me.durable + 1:

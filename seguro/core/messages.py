@@ -206,6 +206,7 @@ class BatchReceived:
     batch: Batch
     sender_epoch: int
     sender_genesis: str = ""
+    sender_id: str = ""  # the replica the pusher says it is (under TLS, its certificate's name)
 
 
 @dataclass(frozen=True)

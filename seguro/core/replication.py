@@ -428,8 +428,9 @@ class Replica:
     def _why_refuse_push(self, ev: m.BatchReceived) -> str:
         shown = self._master.epoch if self._master is not None else 0
         own = self.epoch if self.role in (MASTER, PROMOTING) else 0
+        holder = self._master.holder if self._master is not None else ""
         me = Standing(self.stop_reason if self.role == STOPPED else "", self.role == WAITING, self.genesis,
-                      self.highest_epoch, shown, own, self.durable)  # fmt: skip
+                      self.highest_epoch, shown, own, self.durable, holder)  # fmt: skip
         return why_refuse_push(ev, me)
 
     def _store_committed(self, batch: m.Batch, ready: m.Ready) -> None:

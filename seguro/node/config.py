@@ -15,7 +15,7 @@ from seguro.core.config import Config
 from seguro.node.etcd import sealing
 from seguro.node.etcd.coordinator import parse_endpoints
 from seguro.node.etcd.sealing import Keyring
-from seguro.node.tls import TlsError, TlsFiles
+from seguro.node.tls import Login, TlsError, TlsFiles
 from seguro.urbit.launch import launch
 
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
@@ -137,6 +137,13 @@ class NodeConfig:
     tls_key: str = field(default="", metadata=_doc(
         "--tls-key", "The certificate's private key (PEM, mode 600: a looser mode is refused)."
     ))  # fmt: skip
+    etcd_user: str = field(default="", metadata=_doc(
+        "--etcd-user", "An etcd user to log in as (with etcd_password_file), instead of or beside the TLS "
+        "certificate's CN; its token is renewed whenever etcd stops taking it."
+    ))  # fmt: skip
+    etcd_password_file: str = field(default="", metadata=_doc(
+        "--etcd-password-file", "A file holding etcd_user's password (mode 600: a looser mode is refused)."
+    ))  # fmt: skip
     insecure: bool = field(default=False, metadata=_doc(
         "--insecure/--no-insecure", "Serve gRPC in plaintext on a non-loopback address (no tls_* files): "
         "anyone who reaches it can push, fetch, poke and depose the master. A trusted private network only."
@@ -219,6 +226,7 @@ class NodeConfig:
         if not 1024 <= self.max_event_bytes <= 1 << 30:
             raise ConfigError(f"max_event_bytes must be in [1 KiB, 1 GiB], got {self.max_event_bytes}")
         self.keyring()  # readable, well-formed, owner-only
+        self.login()
         if files is None and not self.insecure and not _loopback(host):
             raise ConfigError(f"grpc binds {self.grpc} in plaintext, beyond loopback: set tls_ca, tls_cert "
                               "and tls_key, or insecure = true (--insecure) on a trusted private network")
@@ -229,6 +237,13 @@ class NodeConfig:
             return TlsFiles.of(self.tls_ca, self.tls_cert, self.tls_key)
         except TlsError as e:
             raise ConfigError(f"tls_ca, tls_cert, tls_key: {e}") from None
+
+    def login(self) -> Login | None:
+        """The etcd user and its password, when set (both, or neither)."""
+        try:
+            return Login.of(self.etcd_user, self.etcd_password_file)
+        except TlsError as e:
+            raise ConfigError(f"etcd_user, etcd_password_file: {e}") from None
 
     def keyring(self) -> Keyring | None:
         """The ship's event keys, read from event_keys now (a rotation is picked up by `seguro reload`)."""

@@ -361,7 +361,8 @@ class Node:
         """(why not, '') or ('', where the old data goes): then the node stops and restarts itself, and
         its empty log starts from a peer's snapshot (seguro/node/reinit.py)."""
         with self._lock:
-            why = reinit.refusal(self.core.role, dict(self._registry), self.node_id, time.time())
+            why = reinit.refusal(self.core.role, dict(self._registry), self.node_id, time.time(),
+                                 pending=(self.cfg.data_dir / reinit.MARKER).exists())  # fmt: skip
         if why:
             return why, ""
         aside = reinit.request(self.cfg.data_dir, by)
@@ -475,7 +476,7 @@ class Node:
         """Stop taking events, give the key and lease back (a quick failover), then stop every reader of
         the log before closing it."""
         set_serving(health_of(self._server), False)  # health checks: NOT_SERVING while resigning, and after
-        self.notifier.stopping()
+        self.notifier.stopping(restarting=self.restart_requested)
         self.ingress.close()
         if self.http is not None:
             self.http.close()

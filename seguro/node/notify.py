@@ -43,8 +43,13 @@ class Notifier:
         elif changed:
             self._send(line)
 
-    def stopping(self) -> None:
-        self._send("STOPPING=1\nSTATUS=resigning and stopping")
+    def stopping(self, restarting: bool = False) -> None:
+        """STOPPING=1, or for `seguro reinit`'s restart in place RELOADING=1: the same process comes back and
+        says READY=1 again once it has rejoined (STOPPING would have the manager kill it mid catch-up)."""
+        if restarting:
+            self._send("RELOADING=1\nSTATUS=reinit: restarting to rebuild from peers")
+        else:
+            self._send("STOPPING=1\nSTATUS=resigning and stopping")
 
     def _send(self, message: str) -> None:
         if not self.address:

@@ -8,9 +8,10 @@ and the committed log. A crash part way leaves the marker, and the next start fi
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
+
+from seguro.urbit.pier.layout import fsync_dir  # fsyncs a file as well as a directory
 
 MARKER = "reinit.json"
 ASIDE_PREFIX = "reinit-"
@@ -21,9 +22,9 @@ def request(data_dir: Path, by: str) -> Path:
     aside = data_dir / f"{ASIDE_PREFIX}{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
     tmp = data_dir / (MARKER + ".tmp")
     tmp.write_text(json.dumps({"by": by, "aside": aside.name}))
-    _sync(tmp)
+    fsync_dir(tmp)
     tmp.replace(data_dir / MARKER)
-    _sync(data_dir)
+    fsync_dir(data_dir)
     return aside
 
 
@@ -39,24 +40,19 @@ def reinit_if_asked(data_dir: Path) -> Path | None:
         if entry.name.startswith(ASIDE_PREFIX) or entry.name.startswith(MARKER):
             continue
         entry.rename(aside / entry.name)
-    _sync(aside)
-    _sync(data_dir)
+    fsync_dir(aside)
+    fsync_dir(data_dir)
     marker.unlink()
-    _sync(data_dir)
+    fsync_dir(data_dir)
     return aside
 
 
-def _sync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def refusal(role: str, registry: dict[str, dict], node_id: str, now_s: float, fresh_s: float = 10.0) -> str:
+def refusal(role: str, registry: dict[str, dict], node_id: str, now_s: float, fresh_s: float = 10.0,
+            pending: bool = False) -> str:  # fmt: skip
     """Why this replica must not rebuild now ('' when it may): a master would hand its ship to no one
     prepared, and with no running master there is no one to rebuild from."""
+    if pending:
+        return "a reinit of this replica is already under way"
     if role in ("master", "promoting"):
         return "this replica is the master: hand the ship over first (seguro switchover --candidate ID)"
     masters = [i for i, st in registry.items() if i != node_id and st.get("role") == "master"

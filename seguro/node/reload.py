@@ -58,7 +58,11 @@ def reload_settings(node: Reloadable) -> dict[str, object]:
     except (ConfigError, ValueError, OSError) as e:
         return {"applied": {}, "restart_needed": [], "error": str(e)}
     before = node.coord.keyring
-    if (before and (before.current, before.ids)) != (keyring and (keyring.current, keyring.ids)):
+    if before is not None and keyring is None:
+        why = ("event_keys: a sealing node cannot stop sealing live (its peers would refuse the plaintext); "
+               "restart it, and every replica, without it")
+        return {"applied": {}, "restart_needed": [], "error": why}
+    if before != keyring:  # the whole keyring: new bytes under an old id count too
         node.coord.keyring = keyring  # new batches go out under its current key; ids only ever reported
         live["event_keys"] = {"current": keyring.current, "ids": keyring.ids} if keyring else None
     node.post(m.Reconfigured(node.cfg.nofailover or node.cfg.log_only, node.cfg.failover_priority))

@@ -81,7 +81,7 @@ class ReplicationService(rpc.ReplicationServicer):
         try:
             for message in request_iterator:
                 if message.HasField("hello"):
-                    hello, problem = message.hello, self._check_hello(message.hello)
+                    hello, problem = message.hello, self._check_hello(message.hello, context)
                     batch = m.Batch(0, 1, ())  # stores nothing; the ack tells the master where we are
                 elif hello is None:
                     problem = "a batch before the stream's hello"
@@ -91,7 +91,8 @@ class ReplicationService(rpc.ReplicationServicer):
                     yield self._refuse("push refused", problem)
                     return
                 assert hello is not None  # for the type checker: a hello came first (checked above)
-                self._node.post(m.BatchReceived(stream_id, batch, hello.epoch, hello.genesis))
+                pushed = m.BatchReceived(stream_id, batch, hello.epoch, hello.genesis, hello.master_id)
+                self._node.post(pushed)
                 try:
                     ack = acks.get(timeout=ACK_TIMEOUT_S)
                 except queue.Empty:
@@ -108,10 +109,12 @@ class ReplicationService(rpc.ReplicationServicer):
         finally:
             self._node.close_stream(stream_id)
 
-    def _check_hello(self, hello: pb.Hello) -> str:
+    def _check_hello(self, hello: pb.Hello, context: grpc.ServicerContext) -> str:
         stranger = self._node.identity().mismatch(hello.ship, hello.genesis)
         if stranger:
             return stranger
+        if not tls.speaks_for(context, hello.ship, hello.master_id):
+            return f"the caller's certificate does not name replica {hello.master_id!r} of {hello.ship!r}"
         if not self._node.registered(hello.master_id):
             return f"replica {hello.master_id!r} is not in ship {hello.ship!r}'s registry"
         return ""
@@ -122,6 +125,8 @@ class ReplicationService(rpc.ReplicationServicer):
         problem = me.mismatch(request.ship, request.genesis)
         if not problem and not self._node.registered(request.replica_id):
             problem = f"replica {request.replica_id!r} is not in ship {request.ship!r}'s registry"
+        if not problem and not tls.speaks_for(context, request.ship, request.replica_id):
+            problem = f"the caller's certificate does not name replica {request.replica_id!r}"
         if problem:
             self._node.refused("fetch refused", problem)
             context.abort(grpc.StatusCode.PERMISSION_DENIED, f"fetch refused: {problem}")

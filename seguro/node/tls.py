@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -75,7 +75,40 @@ class TlsFiles:
         return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=True)
 
 
+@dataclass(frozen=True)
+class Login:
+    """An etcd user and its password (read from a file readable by its owner only; never logged). etcd
+    hands out a token for it, which the etcd adapter renews whenever etcd stops taking it."""
+
+    user: str
+    password: str = field(repr=False)
+
+    @classmethod
+    def of(cls, user: str | None, password_file: str | Path | None) -> Login | None:
+        if not user and not password_file:
+            return None
+        if not user or not password_file:
+            raise TlsError("etcd login needs both the user and the password file (or neither)")
+        path = Path(password_file)
+        try:
+            mode = path.stat().st_mode
+            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise TlsError(f"etcd password file {path} is mode {stat.S_IMODE(mode):o}: it must be "
+                               f"readable by its owner only (chmod 600 {path})")  # fmt: skip
+            password = path.read_text().strip()
+        except OSError as e:
+            raise TlsError(f"etcd password file {path} cannot be read: {e.strerror}") from None
+        if not password:
+            raise TlsError(f"etcd password file {path} is empty")
+        return cls(user, password)
+
+    @classmethod
+    def from_env(cls) -> Login | None:
+        return cls.of(os.environ.get("SEGURO_ETCD_USER"), os.environ.get("SEGURO_ETCD_PASSWORD_FILE"))
+
+
 _process_tls: TlsFiles | None = None
+_process_login: Login | None = None
 
 
 def configure(files: TlsFiles | None) -> None:
@@ -87,6 +120,16 @@ def configure(files: TlsFiles | None) -> None:
 
 def current() -> TlsFiles | None:
     return _process_tls
+
+
+def configure_login(login: Login | None) -> None:
+    """Set the process's etcd user and password (with or without TLS), once at start."""
+    global _process_login
+    _process_login = login
+
+
+def current_login() -> Login | None:
+    return _process_login
 
 
 def channel(address: str, options: list | None = None) -> grpc.Channel:
@@ -116,10 +159,18 @@ def uri(ship: str, role: str, name: str) -> str:
 def principals(context: grpc.ServicerContext) -> list[Principal]:
     """The identities in the peer's verified certificate (none over plaintext)."""
     found = []
-    for raw in context.auth_context().get("x509_subject_alternative_name", []):
+    for raw in context.auth_context().get("peer_uri", []):  # URI names only, never a DNS or IP name
         text = raw.decode(errors="replace")
         if text.startswith(URI_PREFIX):
             parts = text[len(URI_PREFIX):].split("/")
             if len(parts) == 3 and all(parts):
                 found.append(Principal(*parts))
     return found
+
+
+def speaks_for(context: grpc.ServicerContext, ship: str, name: str) -> bool:
+    """Whether the caller's certificate names replica `name` of `ship` (always, over plaintext: there is
+    no certificate to check, which is why plaintext is for loopback or a private network only)."""
+    if current() is None:
+        return True
+    return any(p.ship == ship and p.role == REPLICA and p.name == name for p in principals(context))

@@ -147,11 +147,11 @@ def reinit_replica(etcd: str, ship: str, node_id: str, by: str, timeout_s: float
         raise AdminError(f"replica {node_id}: {e.code().name}: {e.details()}") from None  # type: ignore[attr-defined]
     if not reply.accepted:
         raise AdminError(f"replica {node_id} refused: {reply.error}")
-    asked_s, deadline = time.time(), time.monotonic() + timeout_s
+    started_s, deadline = float(status.get("started_at", 0)), time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with coordinator_for(etcd, ship) as coord:
             now, (head, _) = coord.replicas().get(node_id) or {}, coord.head()
-        restarted = float(now.get("started_at", 0)) > asked_s and now.get("role") == "follower"
+        restarted = float(now.get("started_at", 0)) > started_s and now.get("role") == "follower"  # its clock
         if restarted and int(now.get("durable_event", 0)) >= head:
             return {"id": node_id, "aside": reply.aside, "durable_event": now["durable_event"],
                     "bootstrapped": now.get("bootstrapped")}  # fmt: skip

@@ -3,13 +3,17 @@ a root user for operators, and per ship a user and a role that may read and writ
 prefix (`/seguro/SHIP/`). etcd takes a client certificate's CN as its user, so a replica's certificate
 (CN `seguro-SHIP`) reaches its own ship's keys and nothing else; users have no passwords.
 
-Set up with etcdctl (etcd-client), as an operator would by hand."""
+Set up with etcdctl (etcd-client), as an operator would by hand; password users (`add_login`), for
+clients that log in instead, through etcd's API."""
 
 from __future__ import annotations
 
 import subprocess
 
-from seguro.node.tls import TlsFiles
+import grpc
+from pyetcd import etcdrpc
+
+from seguro.node.tls import Login, TlsFiles
 
 ETCDCTL = "etcdctl"
 
@@ -55,4 +59,26 @@ def grant_ship(endpoints: str, root: TlsFiles, ship: str) -> bool:
     _ctl(endpoints, root, "role", "grant-permission", user, "readwrite", f"/seguro/{ship}/", "--prefix=true")
     _ctl(endpoints, root, "user", "add", user, "--no-password")
     _ctl(endpoints, root, "user", "grant-role", user, user)
+    return made
+
+
+def add_login(endpoints: str, root: TlsFiles, ship: str, login: Login) -> bool:
+    """A password user with the ship's role (for clients that log in rather than present the ship's CN).
+    Through etcd's API as root, not etcdctl, whose non-interactive prompt would cut a password at its
+    first space and whose flag would show it in the process list. True when the user was new."""
+    url = endpoints.split(",")[0].strip()
+    with grpc.secure_channel(url.split("://")[-1], root.channel_credentials()) as channel:
+        auth = etcdrpc.AuthStub(channel)
+        try:
+            auth.UserAdd(etcdrpc.AuthUserAddRequest(name=login.user, password=login.password), timeout=10)
+            made = True
+        except grpc.RpcError as e:
+            if "already exists" not in (e.details() or ""):
+                raise EtcdAuthError(f"adding etcd user {login.user}: {e.details()}") from None
+            made = False
+        try:
+            grant = etcdrpc.AuthUserGrantRoleRequest(user=login.user, role=ship_user(ship))
+            auth.UserGrantRole(grant, timeout=10)
+        except grpc.RpcError as e:
+            raise EtcdAuthError(f"granting {ship_user(ship)} to {login.user}: {e.details()}") from None
     return made

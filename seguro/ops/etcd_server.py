@@ -29,6 +29,7 @@ from seguro.ops.pki import Authority
 from seguro.ops.processes import cmdline
 
 ETCD_BINARY = "etcd"
+MEMBER_CN = "etcd-member"  # every member's certificate: what the peer port admits (--peer-cert-allowed-cn)
 HEALTH_TIMEOUT_S = 20.0
 START_ATTEMPTS = 3
 LOG_TAIL_BYTES = 2000
@@ -104,11 +105,12 @@ def etcd_command(member: MemberSpec, initial_cluster: str, token: str) -> list[s
 
 def tls_flags(files: TlsFiles) -> list[str]:
     """TLS on client and peer URLs, and a certificate from the CA required of every client and peer (with
-    auth enabled, etcd takes a client certificate's CN as its user)."""
+    auth enabled, etcd takes a client certificate's CN as its user). The peer port takes only members'
+    certificates (CN MEMBER_CN): a replica's or an operator's, from the same CA, cannot join raft."""
     cert, key, ca = str(files.cert), str(files.key), str(files.ca)
     return ["--cert-file", cert, "--key-file", key, "--trusted-ca-file", ca, "--client-cert-auth",
             "--peer-cert-file", cert, "--peer-key-file", key, "--peer-trusted-ca-file", ca,
-            "--peer-client-cert-auth"]  # fmt: skip
+            "--peer-client-cert-auth", "--peer-cert-allowed-cn", MEMBER_CN]  # fmt: skip
 
 
 def ssl_context(files: TlsFiles | None) -> ssl.SSLContext | None:
@@ -130,7 +132,7 @@ def plan_members(workdir: Path, ports: list[int], authority: Authority | None = 
             peer_port=ports[n + i],
             data_dir=workdir / f"n{i + 1}.etcd",
             log_path=workdir / f"n{i + 1}.log",
-            tls=authority.issue(f"etcd-n{i + 1}", f"n{i + 1}", hosts=("127.0.0.1", "localhost"))
+            tls=authority.issue(f"etcd-n{i + 1}", MEMBER_CN, hosts=("127.0.0.1", "localhost"))
             if authority is not None else None,
         )
         for i in range(n)

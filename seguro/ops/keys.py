@@ -24,8 +24,8 @@ def create(path: Path) -> Keyring:
 def add(path: Path) -> Keyring:
     """A new key, not yet current: readable by every node that reloads this file."""
     ring = sealing.load(path)
-    new_id = max(ring.keys) + 1
-    ring = Keyring(ring.current, {**ring.keys, new_id: sealing.new_key()})
+    new_id = ring.next_id()
+    ring = Keyring(ring.current, {**ring.keys, new_id: sealing.new_key()}, new_id)
     sealing.save(path, ring)
     return ring
 
@@ -34,7 +34,7 @@ def use(path: Path, key_id: int) -> Keyring:
     ring = sealing.load(path)
     if key_id not in ring.keys:
         raise KeyringError(f"{path} has no key {key_id} (it has {ring.ids})")
-    ring = Keyring(key_id, dict(ring.keys))
+    ring = Keyring(key_id, dict(ring.keys), ring.issued)
     sealing.save(path, ring)
     return ring
 
@@ -45,6 +45,7 @@ def drop(path: Path, key_id: int) -> Keyring:
         raise KeyringError(f"key {key_id} is the current key: use another first")
     if key_id not in ring.keys:
         raise KeyringError(f"{path} has no key {key_id} (it has {ring.ids})")
-    ring = Keyring(ring.current, {i: k for i, k in ring.keys.items() if i != key_id})
+    kept = {i: k for i, k in ring.keys.items() if i != key_id}
+    ring = Keyring(ring.current, kept, ring.next_id() - 1)
     sealing.save(path, ring)
     return ring

@@ -1,8 +1,8 @@
 """A throwaway certificate authority for local clusters (`seguro cluster up --tls`) and tests: a CA, and
 certificates it signs for etcd members, replicas and operators (node/tls.py says what their names mean).
 
-Keys are EC P-256, written mode 600; certificates last 30 days: these are for trying Seguro out and for
-tests. A production CA is the operator's own (the Ansible roles install its files)."""
+Keys are EC P-256, written mode 600. Certificates last 30 days unless asked otherwise (`seguro tls`, which
+the Ansible roles use, gives a year and renews what expires within 30 days)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ BOTH_ENDS = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyU
 class Authority:
     """A CA kept in a directory: ca.pem and ca.key; `issue` writes NAME.pem and NAME.key beside them."""
 
-    def __init__(self, root: Path, name: str = "Seguro local CA") -> None:
+    def __init__(self, root: Path, name: str = "Seguro local CA", days: int = VALID_DAYS) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.cert_path, self.key_path = root / "ca.pem", root / "ca.key"
@@ -39,7 +39,7 @@ class Authority:
         self._key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         self._cert = (
-            _builder(subject, subject, self._key.public_key())
+            _builder(subject, subject, self._key.public_key(), days)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(SIGNING_ONLY, critical=True)
             .sign(self._key, hashes.SHA256())
@@ -47,9 +47,19 @@ class Authority:
         _write_key(self.key_path, self._key)
         self.cert_path.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
 
+    def fresh(self, name: str, for_days: int) -> bool:
+        """Whether NAME.pem exists, was signed by this CA, and stays valid for `for_days` more days."""
+        path = self.root / f"{name}.pem"
+        if not path.exists():
+            return False
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+        until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=for_days)
+        return cert.issuer == self._cert.subject and cert.not_valid_after_utc > until
+
     def issue(
-        self, name: str, common_name: str, uris: tuple[str, ...] = (), hosts: tuple[str, ...] = ()
-    ) -> TlsFiles:
+        self, name: str, common_name: str, uris: tuple[str, ...] = (), hosts: tuple[str, ...] = (),
+        days: int = VALID_DAYS,
+    ) -> TlsFiles:  # fmt: skip
         """A certificate for both ends of a connection (server and client auth), valid for `hosts` (IP
         addresses or DNS names) and speaking for `uris` (seguro://SHIP/ROLE/NAME)."""
         key = ec.generate_private_key(ec.SECP256R1())
@@ -60,7 +70,7 @@ class Authority:
             except ValueError:
                 names.append(x509.DNSName(host))
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        builder = _builder(subject, self._cert.subject, key.public_key())
+        builder = _builder(subject, self._cert.subject, key.public_key(), days)
         if names:
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         cert = (
@@ -74,7 +84,7 @@ class Authority:
         return TlsFiles(self.cert_path, cert_path, key_path)
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, public_key: object) -> x509.CertificateBuilder:
+def _builder(subject: x509.Name, issuer: x509.Name, public_key: object, days: int) -> x509.CertificateBuilder:
     now = datetime.datetime.now(datetime.UTC)
     return (
         x509.CertificateBuilder()
@@ -83,7 +93,7 @@ def _builder(subject: x509.Name, issuer: x509.Name, public_key: object) -> x509.
         .public_key(public_key)  # type: ignore[arg-type]
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
+        .not_valid_after(now + datetime.timedelta(days=days))
     )
 
 
@@ -91,5 +101,6 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())  # fmt: skip
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a key file reissued in place keeps its mode through O_TRUNC
     with os.fdopen(fd, "wb") as f:
         f.write(pem)

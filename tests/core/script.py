@@ -47,6 +47,10 @@ class Script:
         eve = self.r.applied + 1
         return self.step(m.WorkDone(eve=eve, record=b"rec%d" % eve, effects=effects))
 
-    def push(self, stream_id: int, batch: m.Batch, sender_epoch: int, genesis: str = GENESIS) -> m.Ready:
-        """A batch pushed by the master of `sender_epoch` on stream `stream_id`."""
-        return self.step(m.BatchReceived(stream_id, batch, sender_epoch, genesis))
+    def push(
+        self, stream_id: int, batch: m.Batch, epoch: int, genesis: str = GENESIS, sender: str | None = None
+    ) -> m.Ready:
+        """A batch pushed on stream `stream_id` by `sender` (default: the master etcd shows) at `epoch`."""
+        shown = self.r._master.holder if self.r._master is not None else ""
+        sender = shown if sender is None else sender
+        return self.step(m.BatchReceived(stream_id, batch, epoch, genesis, sender))

@@ -44,6 +44,16 @@ def test_a_push_at_an_epoch_etcd_has_not_shown_is_refused_and_changes_nothing() 
     assert s.push(2, m.Batch(0, 1, (b"r1",)), 9).persist == [m.Batch(0, 1, (b"r1",))]
 
 
+def test_a_push_by_a_replica_that_is_not_the_master_etcd_shows_is_refused() -> None:
+    """Found in review: a replica's certificate could claim the master's epoch and push forged records."""
+    s = Script()
+    s.follower_with_lease()
+    s.step(m.MasterObserved(holder="b", epoch=9, revision=9))
+    ready = s.push(1, m.Batch(0, 1, (b"forged",)), 9, sender="c")
+    assert ready.persist == [] and "pushed by c; etcd shows b as master at 9" in ready.acks[0].error
+    assert s.push(2, m.Batch(0, 1, (b"r1",)), 9, sender="b").persist == [m.Batch(0, 1, (b"r1",))]
+
+
 def test_a_push_for_another_genesis_or_before_the_genesis_is_refused() -> None:
     s = Script()
     ready = s.push(1, m.Batch(0, 1, (b"r1",)), 9)

@@ -59,7 +59,7 @@ def playbook_vars(work: Path, wheel: Path) -> Path:
              for name, who in (("zod", "~zod"), ("nec", "~nec"))]  # fmt: skip
     ships[0]["floating_ip"] = "127.0.0.100/8"
     settings = {"service_manager": "supervisor", "seguro_wheel": str(wheel), "seguro_ships": ships,
-                "seguro_settings": {"snapshot_every": 500}, "seguro_tls": True,
+                "seguro_settings": {"snapshot_every": 500}, "seguro_tls": True, "seguro_seal_events": True,
                 "seguro_pki_dir": str(work / "pki"),
                 "seguro_controller_cli": str(BIN / "seguro")}  # fmt: skip
     path = work / "vars.json"
@@ -177,6 +177,10 @@ def etcd_takes_only_the_clusters_certificates(work: Path, ports: dict[str, dict[
 
     ok = status(https, {**bare, **admin})
     assert ok.returncode == 0 and "master" in ok.stdout, ok.stderr
+    for host in HOSTS:  # each ship's events sealed in etcd under the keyring made on the controller
+        keyring = work / host / "etc" / "seguro" / "zod.keys"
+        assert keyring.stat().st_mode & 0o777 == 0o600
+        assert f'event_keys = "{keyring}"' in (work / host / "etc" / "seguro" / "zod.toml").read_text()
     assert status(https, bare).returncode == 2, "https:// without TLS files is refused"
     assert status(https.replace("https://", "http://"), bare).returncode == 5, "etcd speaks no plaintext"
 

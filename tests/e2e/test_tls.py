@@ -56,6 +56,22 @@ def call(address: str, files: TlsFiles | None, what: str) -> grpc.StatusCode:
         return e.code()  # type: ignore[attr-defined]
 
 
+def impersonate(cluster: Cluster, address: str, master: str) -> str:
+    """Another replica's certificate (the same ship's, a role that may push) claiming to be the master at
+    its real epoch: the follower's answer."""
+    ca = cluster_tls.authority(cluster.workdir)
+    impostor = next(n["id"] for n in cluster.state["nodes"] if n["id"] != master)
+    files = TlsFiles(ca.cert_path, ca.root / f"node-{impostor}.pem", ca.root / f"node-{impostor}.key")
+    epoch = cluster.master()["epoch"]
+    hello = pb.Hello(master_id=master, epoch=epoch, ship="zod", genesis=cluster.state["genesis"])
+    forged = pb.Batch(epoch=epoch, first_event=10**6, records=[pb.Record(event=10**6, data=b"forged")])
+    with grpc.secure_channel(address, files.channel_credentials()) as channel:
+        acks = rpc.ReplicationStub(channel).Push(
+            iter([pb.PushMessage(hello=hello), pb.PushMessage(batch=forged)]), timeout=5
+        )
+        return " ".join(ack.error for ack in acks)
+
+
 def etcd_refuses(endpoints: str, files: TlsFiles | None) -> str:
     tls.configure(files)
     try:

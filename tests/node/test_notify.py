@@ -41,6 +41,8 @@ def test_ready_only_once_joined_with_a_runtime(tmp_path: Path) -> None:
     assert "STATUS=follower, event 5" in messages[0] and "MAINPID=" in messages[0]
     assert messages[1] == "STATUS=master, event 7"
     assert messages[2].startswith("STOPPING=1")
+    notifier.stopping(restarting=True)  # seguro reinit: the same pid comes back, never STOPPING
+    assert received(sock)[0].startswith("RELOADING=1")
 
 
 def test_abstract_socket_and_no_socket() -> None:

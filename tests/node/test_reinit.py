@@ -44,3 +44,4 @@ def test_refused_on_the_master_and_without_a_running_master() -> None:
     stale = {"role": "master", "updated_at": now_s - 60}
     assert "no running master" in reinit.refusal("follower", {"n2": stale}, "n1", now_s)
     assert reinit.refusal("follower", {"n2": master}, "n1", now_s) == ""
+    assert "already under way" in reinit.refusal("follower", {"n2": master}, "n1", now_s, pending=True)

@@ -68,6 +68,9 @@ def test_the_keyring_file_is_guarded_and_rotates(tmp_path: Path) -> None:
     with pytest.raises(KeyringError, match="the current key"):
         keys.drop(path, 2)
     assert keys.drop(path, 1).ids == [2]
+    keys.add(path)
+    keys.drop(path, 3)
+    assert keys.add(path).ids == [2, 4], "a dropped id is never given out again"
     os.chmod(path, 0o644)
     with pytest.raises(KeyringError, match="readable by its owner only"):
         sealing.load(path)

@@ -66,8 +66,10 @@ from seguro.node.etcd.schema import (  # noqa: F401 - re-exported: the etcd laye
     parse_endpoints,
     parse_head,
     split_chunks,
+    token_error,
+    token_metadata,
 )
-from seguro.node.etcd.sealing import Keyring, SealError
+from seguro.node.etcd.sealing import Keyring, open_record, seal_record
 from seguro.node.etcd.watch import MasterWatch
 from seguro.proto.seguro.v1 import replication_pb2 as pb
 
@@ -106,6 +108,7 @@ class Coordinator:
         self._client = etcd_client(endpoints, timeout_s)
         self._t = self._client.transactions
         self._watches: list[MasterWatch] = []
+        self._login = tls.current_login()  # an etcd user: its token rides on every call (pyetcd metadata)
 
     def close(self) -> None:
         """Cancel this coordinator's watches and close its channels."""
@@ -128,13 +131,16 @@ class Coordinator:
         retrying = Retrying(
             stop=stop_after_delay(self.retry_budget_s) | stop_after_attempt(200),
             wait=wait_exponential(multiplier=0.05, max=0.5),
-            retry=retry_if_exception(is_transient),
+            retry=retry_if_exception(lambda e: is_transient(e) or self._token_rejected(e)),
             reraise=True,
         )
         try:
             for attempt in retrying:
                 with attempt:
                     attempts += 1
+                    if self._login is not None and self._client.metadata is None:
+                        auth = self._client.authstub
+                        self._client.metadata = token_metadata(auth, self._login, self.timeout_s)
                     return fn(*args, **kwargs)
         except Exception as e:
             if is_transient(e):
@@ -149,6 +155,14 @@ class Coordinator:
             if isinstance(e, grpc.RpcError):
                 raise CoordinationError(f"etcd refused {what} (ship {self.ship}): {describe(e)}") from e
             raise
+
+    def _token_rejected(self, e: BaseException) -> bool:
+        """etcd no longer takes our token (it expired, or the endpoint changed: simple tokens are kept by
+        the member that issued them): forget it, so the retry logs in again. False without a login."""
+        if self._login is None or not isinstance(e, grpc.RpcError) or not token_error(e):
+            return False
+        self._client.metadata = None
+        return True
 
     def _txn(self, what: str, compare: list, success: list, failure: list) -> tuple[bool, list]:
         return self._call(what, self._client.transaction, compare=compare, success=success, failure=failure)
@@ -181,7 +195,7 @@ class Coordinator:
             raise ValueError("a ship's first batch cannot be empty")
         k, t = self.keys, self._t
         first, last = genesis.first_event, genesis.first_event + len(records) - 1
-        wire = [self._record(0, first + i, r) for i, r in enumerate(records)]
+        wire = [seal_record(self.keyring, self.ship, 0, first + i, r) for i, r in enumerate(records)]
         value = encode_batch(0, first - 1, pb.Batch(epoch=0, first_event=first, records=wire))
         compare = [t.version(k.genesis) == 0, t.version(k.head) == 0]
         success = [
@@ -299,20 +313,13 @@ class Coordinator:
         first = expected_head + 1
         wire = []
         for event, data in enumerate(records, start=first):
-            record = self._record(epoch, event, data)
+            record = seal_record(self.keyring, self.ship, epoch, event, data)
             if len(record.data) > CHUNK_BYTES:
                 chunks = self.put_chunks(epoch, event, record.data)
                 wire.append(pb.Record(event=event, chunks=chunks, size=len(record.data), key=record.key))
             else:
                 wire.append(record)
         return self.append(epoch, expected_head, pb.Batch(epoch=epoch, first_event=first, records=wire))
-
-    def _record(self, epoch: int, event: int, data: bytes) -> pb.Record:
-        """Event `event` as stored in etcd: sealed under the keyring's current key, when there is one."""
-        if self.keyring is None:
-            return pb.Record(event=event, data=data)
-        key, sealed = self.keyring.seal(self.ship, event, epoch, data)
-        return pb.Record(event=event, data=sealed, key=key)
 
     def put_chunks(self, epoch: int, event: int, data: bytes) -> int:
         """Store `data` as chunk keys of `event`, each Txn fenced by `epoch`; returns the number of chunks."""
@@ -382,19 +389,8 @@ class Coordinator:
                 r.data = self._read_chunks(r.event, r.chunks, revision)
                 require(len(r.data) == r.size, "chunked event has wrong size", event=r.event, size=r.size)
                 r.chunks, r.size = 0, 0
-            self._open(batch.epoch, r)
+            open_record(self.keyring, self.ship, batch.epoch, r)
         return batch
-
-    def _open(self, epoch: int, r: pb.Record) -> None:
-        """Replace a sealed record's data with its plaintext; refuse what this node cannot trust."""
-        if r.key:
-            if self.keyring is None:
-                raise SealError(f"event {r.event} of ship {self.ship} is sealed (key {r.key}) and this node "
-                                "has no keyring: set event_keys")  # fmt: skip
-            r.data, r.key = self.keyring.open(self.ship, r.event, epoch, r.key, r.data), 0
-        elif self.keyring is not None:
-            raise SealError(f"event {r.event} of ship {self.ship} is in etcd in plaintext, and this node "
-                            "seals its events: nobody with the key wrote it: not applied")  # fmt: skip
 
     def _read_chunks(self, event: int, count: int, revision: int) -> bytes:
         parts: list[bytes] = []

@@ -14,8 +14,10 @@ from urllib.parse import urlsplit
 
 import grpc
 import pyetcd
+from pyetcd import etcdrpc
 from pyetcd import exceptions as etcd_errors
 
+from seguro.node.tls import Login
 from seguro.proto.seguro.v1 import replication_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -275,6 +277,19 @@ TRANSIENT_SERVER_ERRORS = (
     "etcdserver: no leader",
     "etcdserver: too many requests",
 )
+
+
+def token_metadata(auth: etcdrpc.AuthStub, login: Login, timeout_s: float) -> tuple[tuple[str, str]]:
+    """Log in as `login` through `auth` (one endpoint's AuthStub): the metadata that carries the token."""
+    request = etcdrpc.AuthenticateRequest(name=login.user, password=login.password)
+    reply = auth.Authenticate(request, timeout_s)
+    return (("token", reply.token),)
+
+
+def token_error(e: grpc.RpcError) -> bool:
+    """etcd refused the token (expired, or issued by another member), not the user."""
+    details = e.details() or ""
+    return e.code() == grpc.StatusCode.UNAUTHENTICATED or "invalid auth token" in details
 
 
 def describe(e: BaseException) -> str:

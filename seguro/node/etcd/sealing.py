@@ -30,8 +30,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from seguro.invariant import InvariantViolation
+from seguro.proto.seguro.v1 import replication_pb2 as pb
 
 NONCE_BYTES = 12
+TAG_BYTES = 16
 KEY_BYTES = 32
 AD_LABEL = b"seguro/event/v1"
 
@@ -52,6 +54,7 @@ class Keyring:
 
     current: int
     keys: dict[int, bytes] = field(repr=False)  # never printed: repr shows ids only
+    issued: int = 0  # the highest id ever given out: a dropped id is never reused for other bytes
 
     def __post_init__(self) -> None:
         if self.current not in self.keys:
@@ -76,14 +79,40 @@ class Keyring:
             raise SealError(f"event {event} is sealed with key {key_id}, which this keyring lacks "
                             f"(it has {self.ids}): add the key before making it current")  # fmt: skip
         try:
+            if len(blob) < NONCE_BYTES + TAG_BYTES:
+                raise InvalidTag
             return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], associated(ship, event, epoch))
         except InvalidTag:
             raise SealError(f"event {event} (epoch {epoch}) of ship {ship} fails authentication under key "
                             f"{key_id}: altered, or copied from another event, epoch or ship") from None
 
+    def next_id(self) -> int:
+        return max(self.issued, *self.keys) + 1
+
     def to_json(self) -> str:
         keys = {str(i): base64.b64encode(k).decode() for i, k in sorted(self.keys.items())}
-        return json.dumps({"current": self.current, "keys": keys}, indent=1)
+        issued = self.next_id() - 1
+        return json.dumps({"current": self.current, "issued": issued, "keys": keys}, indent=1)
+
+
+def seal_record(keyring: Keyring | None, ship: str, epoch: int, event: int, data: bytes) -> pb.Record:
+    """Event `event` as stored in etcd: sealed under the keyring's current key, when there is one."""
+    if keyring is None:
+        return pb.Record(event=event, data=data)
+    key, sealed = keyring.seal(ship, event, epoch, data)
+    return pb.Record(event=event, data=sealed, key=key)
+
+
+def open_record(keyring: Keyring | None, ship: str, epoch: int, r: pb.Record) -> None:
+    """Replace a sealed record's data with its plaintext; refuse what this node cannot trust."""
+    if r.key:
+        if keyring is None:
+            raise SealError(f"event {r.event} of ship {ship} is sealed (key {r.key}) and this node has no "
+                            "keyring: set event_keys")  # fmt: skip
+        r.data, r.key = keyring.open(ship, r.event, epoch, r.key, r.data), 0
+    elif keyring is not None:
+        raise SealError(f"event {r.event} of ship {ship} is in etcd in plaintext, and this node seals its "
+                        "events: nobody with the key wrote it, so it is not applied")  # fmt: skip
 
 
 def associated(ship: str, event: int, epoch: int) -> bytes:
@@ -103,7 +132,7 @@ def load(path: Path) -> Keyring:
                             f"owner only (chmod 600 {path})")  # fmt: skip
         raw = json.loads(path.read_text())
         keys = {int(i): base64.b64decode(k, validate=True) for i, k in raw["keys"].items()}
-        return Keyring(int(raw["current"]), keys)
+        return Keyring(int(raw["current"]), keys, int(raw.get("issued", 0)))
     except KeyringError:
         raise
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
@@ -114,6 +143,7 @@ def save(path: Path, ring: Keyring) -> None:
     """Write a keyring file with mode 600, atomically (a rotation never leaves half a file)."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a leftover tmp file keeps its mode through O_TRUNC
     with os.fdopen(fd, "w") as f:
         f.write(ring.to_json())
         f.flush()

@@ -13,7 +13,7 @@ from pyetcd import etcdrpc
 from pyetcd.etcdrpc import kv_pb2
 
 from seguro.node import tls
-from seguro.node.etcd.schema import OnMasterChange, decode_master, describe
+from seguro.node.etcd.schema import OnMasterChange, decode_master, describe, token_metadata
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class MasterWatch:
         self._key = key.encode()
         self._on_change = on_change
         self._timeout_s = timeout_s
+        self._metadata: tuple | None = None  # the session's etcd token, when the process logs in
         self._poll_interval_s = poll_interval_s
         self._max_backoff_s = max_backoff_s
         self._stop = threading.Event()
@@ -82,13 +83,16 @@ class MasterWatch:
         """Watch from the revision after the last delivered one (replaying what was missed); when quiet,
         re-read the key and give up on the stream if it twice misses a change. Returns when broken."""
         with tls.channel(netloc) as channel:
+            login = tls.current_login()  # a token of this member's own: simple tokens are per member
+            auth = etcdrpc.AuthStub(channel)
+            self._metadata = token_metadata(auth, login, self._timeout_s) if login is not None else None
             kv = etcdrpc.KVStub(channel)
             if self._state is None:
                 self._sync(kv)  # the first call of on_change: the holder now
             create = etcdrpc.WatchCreateRequest(key=self._key, start_revision=self._revision + 1)
             requests: queue.Queue = queue.Queue()
             requests.put(etcdrpc.WatchRequest(create_request=create))
-            self._stream = etcdrpc.WatchStub(channel).Watch(iter(requests.get, None))
+            self._stream = etcdrpc.WatchStub(channel).Watch(iter(requests.get, None), metadata=self._metadata)
             replies: queue.Queue = queue.Queue()
             threading.Thread(target=self._read, args=(self._stream, replies), daemon=True).start()
             suspect = False
@@ -126,7 +130,7 @@ class MasterWatch:
 
     def _read_key(self, kv: etcdrpc.KVStub) -> etcdrpc.RangeResponse:
         """Linearizable read through this endpoint, with a deadline (a hung member fails it)."""
-        return kv.Range(etcdrpc.RangeRequest(key=self._key), timeout=self._timeout_s)
+        return kv.Range(etcdrpc.RangeRequest(key=self._key), timeout=self._timeout_s, metadata=self._metadata)
 
     def _sync(self, kv: etcdrpc.KVStub) -> None:
         reply = self._read_key(kv)

@@ -328,7 +328,8 @@ class World:
                 records = tuple(master.log[first - 1 : first - 1 + 50])
                 batch = m.Batch(0, first, records)
                 genesis = master.core.genesis or ""
-                self.deliver(follower, m.BatchReceived(index, batch, master.core.epoch, genesis))
+                pushed = m.BatchReceived(index, batch, master.core.epoch, genesis, master.node_id)
+                self.deliver(follower, pushed)
 
     def _traffic(self) -> None:
         self.packets += 1

@@ -38,12 +38,20 @@ def read_unit(path: Path) -> dict[str, str]:
     parser.optionxform = str  # keys are case-sensitive in unit files
     text = path.read_text()
     env = [line.split("=", 1)[1] for line in text.splitlines() if line.startswith("Environment=")]
+    for line in text.splitlines():  # EnvironmentFile=PATH: KEY=VALUE lines, as systemd reads them
+        if line.startswith("EnvironmentFile="):
+            env += [shlex.quote(v) for v in env_file(Path(line.split("=", 1)[1].lstrip("-")))]
     parser.read_string(text)
     if not parser.has_section("Service") or "ExecStart" not in parser["Service"]:
         raise SystemExit(f"unitrun: {path}: no [Service] ExecStart")
     service = dict(parser["Service"])
     service["Environment"] = " ".join(env)
     return service
+
+
+def env_file(path: Path) -> list[str]:
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    return [line for line in lines if line and not line.startswith("#") and "=" in line]
 
 
 def seconds(value: str, default_s: float) -> float:
@@ -77,11 +85,27 @@ class State:
         tmp.replace(self.status_file)
 
     def supervisor_alive(self) -> bool:
+        """Our supervisor runs: the pid is alive, no zombie (where PID 1 does not reap, an exited one
+        lingers as one) and still this unit's supervisor (a pid reused by another process is not)."""
         pid = self.read().get("supervisor", 0)
-        try:  # a zombie is dead too: where PID 1 does not reap, an exited supervisor lingers as one
-            return bool(pid) and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        try:
+            zombie = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except (OSError, IndexError):
             return False
+        return bool(pid) and not zombie and b"_supervise" in argv and self.name.encode() in b" ".join(argv)
+
+    def kill_service(self) -> None:
+        """SIGKILL the service's process group (its supervisor is gone, or could not stop it in time)."""
+        child = int(self.read().get("pid", 0))
+        try:  # only the process this supervisor started: its environment names our notify socket
+            environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+            ours = f"NOTIFY_SOCKET={self.notify}".encode() in environ
+        except OSError:
+            return
+        if child > 1 and ours:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child, signal.SIGKILL)
 
 
 def supervise(unit: Path, state: State) -> None:
@@ -188,17 +212,17 @@ def wait_ready(state: State, deadline: float, supervisor: subprocess.Popen | Non
 def stop(state: State, timeout_s: float = 95) -> str:
     pid = state.read().get("supervisor", 0)
     if not state.supervisor_alive():
+        state.kill_service()  # a supervisor killed from outside leaves its service running: not for long
         return "inactive"
-    os.kill(pid, signal.SIGTERM)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s + 5
     while state.supervisor_alive() and time.monotonic() < deadline:
         time.sleep(POLL_S)
     if state.supervisor_alive():  # it could not stop its service in time: both go, as systemd's SIGKILL
-        os.kill(pid, signal.SIGKILL)
-        child = int(state.read().get("pid", 0))
-        if child > 1:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(child, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        state.kill_service()
     return "stopped"
 
 

@@ -1,0 +1,86 @@
+"""Logging in to etcd as a user with a password, against a real TLS etcd with auth on: the user's role
+reaches its ship's keys and no other's; a wrong password or a loose password file is refused; and when
+etcd forgets every token (its members restarted), the adapter and the master watch log in again."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from seguro.node import tls
+from seguro.node.etcd.coordinator import CoordinationError, Coordinator
+from seguro.node.tls import Login, TlsError
+from seguro.ops import etcd_auth
+from seguro.ops.etcd_server import EtcdCluster
+from seguro.ops.pki import Authority
+from seguro.ops.ship import create_ship
+
+
+def password_file(path: Path, password: str, mode: int = 0o600) -> Path:
+    path.write_text(password + "\n")
+    path.chmod(mode)
+    return path
+
+
+@pytest.fixture
+def secured(tmp_path: Path) -> Iterator[tuple[EtcdCluster, Authority]]:
+    ca = Authority(tmp_path / "pki")
+    cluster = EtcdCluster(tmp_path / "etcd", members=1, authority=ca).start()
+    try:
+        root = cluster.root_tls
+        assert root is not None
+        etcd_auth.enable(cluster.endpoints, root)
+        for ship in ("zod", "nec"):
+            etcd_auth.grant_ship(cluster.endpoints, root, ship)
+        tls.configure(root)
+        create_ship(cluster.endpoints, "zod")
+        create_ship(cluster.endpoints, "nec", "~nec")
+        etcd_auth.add_login(cluster.endpoints, root, "zod", Login("zod-ops", "correct horse"))
+        tls.configure(ca.issue("nobody", "nobody"))  # a certificate of the CA whose CN is no etcd user
+        yield cluster, ca
+    finally:
+        tls.configure(None)
+        tls.configure_login(None)
+        cluster.stop()
+
+
+def test_a_password_user_reaches_its_ship_only_and_logs_in_again(tmp_path: Path, secured) -> None:
+    cluster, _ = secured
+    with Coordinator(cluster.endpoints, "zod", retry_budget_s=1.0) as coord, pytest.raises(CoordinationError):
+        coord.genesis()  # the certificate alone is nobody
+    tls.configure_login(Login.of("zod-ops", password_file(tmp_path / "pw", "correct horse")))
+    with Coordinator(cluster.endpoints, "zod", retry_budget_s=10.0) as coord:
+        assert coord.genesis() is not None
+        seen = []
+        watch = coord.watch_master(lambda info, revision: seen.append(revision), poll_interval_s=0.2)
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert seen, "the watch logged in and read the master key"
+        cluster.restart(0)  # every token etcd issued is gone
+        assert coord.genesis() is not None, "logged in again"
+        lease = coord.grant_lease(5)
+        coord.keepalive(lease)
+        watch.cancel()
+    with Coordinator(cluster.endpoints, "nec", retry_budget_s=1.0) as other, pytest.raises(
+        CoordinationError, match="permission denied"
+    ):
+        other.genesis()
+
+
+def test_a_wrong_password_or_a_loose_file_is_refused(tmp_path: Path, secured) -> None:
+    cluster, _ = secured
+    tls.configure_login(Login.of("zod-ops", password_file(tmp_path / "bad", "wrong")))
+    with Coordinator(cluster.endpoints, "zod", retry_budget_s=1.0) as coord, pytest.raises(
+        CoordinationError, match="authentication failed"
+    ) as e:
+        coord.genesis()
+    assert "wrong" not in str(e.value), "no password in errors"
+    with pytest.raises(TlsError, match="readable by its owner only"):
+        Login.of("zod-ops", password_file(tmp_path / "loose", "correct horse", 0o644))
+    with pytest.raises(TlsError, match="both the user and the password file"):
+        Login.of("zod-ops", None)
+    assert "correct" not in repr(Login("u", "correct horse"))
