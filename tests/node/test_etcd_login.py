@@ -1,10 +1,13 @@
 """Logging in to etcd as a user with a password, against a real TLS etcd with auth on: the user's role
 reaches its ship's keys and no other's; a wrong password or a loose password file is refused; and when
-etcd forgets every token (its members restarted), the adapter and the master watch log in again."""
+etcd forgets every token (its members restarted), the adapter and the master watch log in again. The peer
+port takes members' certificates only."""
 
 from __future__ import annotations
 
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,9 +15,9 @@ import pytest
 
 from seguro.node import tls
 from seguro.node.etcd.coordinator import CoordinationError, Coordinator
-from seguro.node.tls import Login, TlsError
+from seguro.node.tls import Login, TlsError, TlsFiles
 from seguro.ops import etcd_auth
-from seguro.ops.etcd_server import EtcdCluster
+from seguro.ops.etcd_server import EtcdCluster, ssl_context
 from seguro.ops.pki import Authority
 from seguro.ops.ship import create_ship
 
@@ -84,3 +87,25 @@ def test_a_wrong_password_or_a_loose_file_is_refused(tmp_path: Path, secured) ->
     with pytest.raises(TlsError, match="both the user and the password file"):
         Login.of("zod-ops", None)
     assert "correct" not in repr(Login("u", "correct horse"))
+
+
+def test_the_peer_port_takes_only_members(secured) -> None:
+    """A replica's or operator's certificate of the same CA cannot talk raft to a member."""
+    cluster, ca = secured
+    peer = cluster._members[0].peer_url
+    member = files_of(ca, "etcd-n1")
+    replica = ca.issue("zod@n0", "seguro-zod", uris=("seguro://zod/replica/n0",))
+    assert peer_answers(peer, member)
+    assert not peer_answers(peer, replica)
+
+
+def files_of(ca: Authority, name: str) -> TlsFiles:
+    return TlsFiles(ca.cert_path, ca.root / f"{name}.pem", ca.root / f"{name}.key")
+
+
+def peer_answers(url: str, files: TlsFiles) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/version", timeout=3, context=ssl_context(files)) as reply:
+            return reply.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
