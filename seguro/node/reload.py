@@ -27,6 +27,7 @@ class Reloadable(Protocol):
 
     def post(self, event: m.Event) -> None: ...
 
+
 log = logging.getLogger(__name__)
 
 LIVE = ("nofailover", "failover_priority", "replica_max_lag", "snapshot_every", "event_keys")
@@ -54,14 +55,13 @@ def reload_settings(node: Reloadable) -> dict[str, object]:
         new = node.read_settings()
         live, restart = changes(node.cfg, new)
         keyring = new.keyring()  # read again even at the same path: a key rotation rewrites the file
-        node.cfg = replace(node.cfg, **live)  # validated again
+        before = node.coord.keyring
+        if before is not None and keyring is None:
+            raise ConfigError("event_keys: a sealing node cannot stop sealing live (its peers would refuse "
+                              "the plaintext); restart it, and every replica, without it")  # fmt: skip
+        node.cfg = replace(node.cfg, **live)  # validated again; nothing changed before this line
     except (ConfigError, ValueError, OSError) as e:
         return {"applied": {}, "restart_needed": [], "error": str(e)}
-    before = node.coord.keyring
-    if before is not None and keyring is None:
-        why = ("event_keys: a sealing node cannot stop sealing live (its peers would refuse the plaintext); "
-               "restart it, and every replica, without it")
-        return {"applied": {}, "restart_needed": [], "error": why}
     if before != keyring:  # the whole keyring: new bytes under an old id count too
         node.coord.keyring = keyring  # new batches go out under its current key; ids only ever reported
         live["event_keys"] = {"current": keyring.current, "ids": keyring.ids} if keyring else None
