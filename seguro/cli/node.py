@@ -134,6 +134,7 @@ def serve_node(
 
     tls.configure(cfg.tls())  # every channel, the gRPC server and etcd: before anything connects
     tls.configure_login(cfg.login())
+    refused_login(cfg)
     if tls.current() is None:
         logging.getLogger("seguro").warning(
             "plaintext: the gRPC port accepts anyone and etcd is dialled without TLS; for development on "
@@ -184,3 +185,18 @@ def stop_for_good(node: object) -> None:
     rebuilds)."""
     node.restart_requested = False  # type: ignore[attr-defined]
     node.stop()  # type: ignore[attr-defined]
+
+
+def refused_login(cfg: NodeConfig) -> None:
+    """A wrong etcd password stops the node at start (exit 2), rather than a node that retries its lease
+    forever against etcd's password checks. etcd down at start is fine: the node waits for it."""
+    if cfg.login() is None:
+        return
+    from seguro.node.etcd.coordinator import CoordinationError, Coordinator
+
+    try:
+        with Coordinator(list(cfg.etcd), cfg.ship, timeout_s=2.0, retry_budget_s=2.0) as coord:
+            coord.head()
+    except CoordinationError as e:
+        if "authentication failed" in str(e):
+            raise click.UsageError(f"etcd_user {cfg.etcd_user!r}: {e}") from None

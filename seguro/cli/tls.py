@@ -31,7 +31,7 @@ def lifetime(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _issue(directory: Path, name: str, cn: str, uris: tuple[str, ...], hosts: tuple[str, ...], days: int,
            renew_within: int) -> None:  # fmt: skip
     ca = Authority(directory)
-    issued = not ca.fresh(name, renew_within)
+    issued = not ca.fresh(name, renew_within, cn, uris, hosts)
     files = ca.issue(name, cn, uris, hosts, days) if issued else None
     cert, key = directory / f"{name}.pem", directory / f"{name}.key"
     click.echo(json.dumps({"ca": str(ca.cert_path), "cert": str(files.cert if files else cert),

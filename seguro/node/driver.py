@@ -360,12 +360,12 @@ class Node:
     def reinit(self, by: str) -> tuple[str, str]:
         """(why not, '') or ('', where the old data goes): then the node stops and restarts itself, and
         its empty log starts from a peer's snapshot (seguro/node/reinit.py)."""
-        with self._lock:
+        with self._lock:  # the check and the marker together: two requests at once cannot both pass
             why = reinit.refusal(self.core.role, dict(self._registry), self.node_id, time.time(),
                                  pending=(self.cfg.data_dir / reinit.MARKER).exists())  # fmt: skip
-        if why:
+            aside = reinit.request(self.cfg.data_dir, by) if not why else None
+        if aside is None:
             return why, ""
-        aside = reinit.request(self.cfg.data_dir, by)
         log.warning("reinit: restarting to rebuild from peers", extra={"by": by, "aside": str(aside)})
         self.restart_requested = True
         self.stop()

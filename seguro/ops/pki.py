@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -47,14 +48,24 @@ class Authority:
         _write_key(self.key_path, self._key)
         self.cert_path.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
 
-    def fresh(self, name: str, for_days: int) -> bool:
-        """Whether NAME.pem exists, was signed by this CA, and stays valid for `for_days` more days."""
+    def fresh(self, name: str, for_days: int, common_name: str, uris: tuple[str, ...] = (),
+              hosts: tuple[str, ...] = ()) -> bool:  # fmt: skip
+        """Whether NAME.pem exists, was signed by this very CA, names what would be issued now (CN, URIs,
+        hosts: an older certificate with another CN, say, is issued again) and stays valid `for_days`."""
         path = self.root / f"{name}.pem"
         if not path.exists():
             return False
         cert = x509.load_pem_x509_certificate(path.read_bytes())
+        try:
+            cert.verify_directly_issued_by(self._cert)
+            names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            held = {str(n.value) for n in names}
+        except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
+            return False
+        cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=for_days)
-        return cert.issuer == self._cert.subject and cert.not_valid_after_utc > until
+        same = [a.value for a in cn] == [common_name] and held == {*uris, *hosts}
+        return same and cert.not_valid_after_utc > until
 
     def issue(
         self, name: str, common_name: str, uris: tuple[str, ...] = (), hosts: tuple[str, ...] = (),

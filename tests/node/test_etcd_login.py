@@ -11,9 +11,12 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 
+from seguro.cli.node import refused_login
 from seguro.node import tls
+from seguro.node.config import NodeConfig
 from seguro.node.etcd.coordinator import CoordinationError, Coordinator
 from seguro.node.tls import Login, TlsError, TlsFiles
 from seguro.ops import etcd_auth
@@ -68,8 +71,9 @@ def test_a_password_user_reaches_its_ship_only_and_logs_in_again(tmp_path: Path,
         lease = coord.grant_lease(5)
         coord.keepalive(lease)
         watch.cancel()
-    with Coordinator(cluster.endpoints, "nec", retry_budget_s=1.0) as other, pytest.raises(
-        CoordinationError, match="permission denied"
+    with (
+        Coordinator(cluster.endpoints, "nec", retry_budget_s=1.0) as other,
+        pytest.raises(CoordinationError, match="permission denied"),
     ):
         other.genesis()
 
@@ -77,9 +81,10 @@ def test_a_password_user_reaches_its_ship_only_and_logs_in_again(tmp_path: Path,
 def test_a_wrong_password_or_a_loose_file_is_refused(tmp_path: Path, secured) -> None:
     cluster, _ = secured
     tls.configure_login(Login.of("zod-ops", password_file(tmp_path / "bad", "wrong")))
-    with Coordinator(cluster.endpoints, "zod", retry_budget_s=1.0) as coord, pytest.raises(
-        CoordinationError, match="authentication failed"
-    ) as e:
+    with (
+        Coordinator(cluster.endpoints, "zod", retry_budget_s=1.0) as coord,
+        pytest.raises(CoordinationError, match="authentication failed") as e,
+    ):
         coord.genesis()
     assert "wrong" not in str(e.value), "no password in errors"
     with pytest.raises(TlsError, match="readable by its owner only"):
@@ -109,3 +114,34 @@ def peer_answers(url: str, files: TlsFiles) -> bool:
             return reply.status == 200
     except (OSError, urllib.error.URLError):
         return False
+
+
+def test_a_node_with_a_wrong_password_stops_at_start(tmp_path: Path, secured) -> None:
+    cluster, ca = secured
+    files = files_of(ca, "nobody")
+    settings = {"node_id": "n9", "ship": "zod", "data_dir": tmp_path / "d", "etcd": cluster.endpoints,
+                "tls_ca": str(files.ca), "tls_cert": str(files.cert), "tls_key": str(files.key),
+                "etcd_user": "zod-ops"}  # fmt: skip
+    wrong = NodeConfig.load(
+        None, {**settings, "etcd_password_file": str(password_file(tmp_path / "w", "no"))}
+    )
+    tls.configure_login(wrong.login())
+    with pytest.raises(click.UsageError, match="etcd_user 'zod-ops': .*authentication failed"):
+        refused_login(wrong)
+    right = NodeConfig.load(
+        None, {**settings, "etcd_password_file": str(password_file(tmp_path / "r", "correct horse"))}
+    )
+    tls.configure_login(right.login())
+    refused_login(right)  # logs in: no error
+
+
+def test_a_certificate_is_issued_again_when_its_names_or_ca_change(tmp_path: Path) -> None:
+    ca = Authority(tmp_path / "pki")
+    ca.issue("etcd-n1", "etcd-member", hosts=("127.0.0.1",), days=100)
+    assert ca.fresh("etcd-n1", 30, "etcd-member", hosts=("127.0.0.1",))
+    assert not ca.fresh("etcd-n1", 200, "etcd-member", hosts=("127.0.0.1",)), "expires within 200 days"
+    assert not ca.fresh("etcd-n1", 30, "n1", hosts=("127.0.0.1",)), "another CN"
+    assert not ca.fresh("etcd-n1", 30, "etcd-member", hosts=("127.0.0.2",)), "another host"
+    other = Authority(tmp_path / "other")  # same CA name, another key
+    (other.root / "etcd-n1.pem").write_bytes((ca.root / "etcd-n1.pem").read_bytes())
+    assert not other.fresh("etcd-n1", 30, "etcd-member", hosts=("127.0.0.1",)), "signed by another CA"

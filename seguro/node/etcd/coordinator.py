@@ -139,8 +139,7 @@ class Coordinator:
                 with attempt:
                     attempts += 1
                     if self._login is not None and self._client.metadata is None:
-                        auth = self._client.authstub
-                        self._client.metadata = token_metadata(auth, self._login, self.timeout_s)
+                        self._log_in()
                     return fn(*args, **kwargs)
         except Exception as e:
             if is_transient(e):
@@ -155,6 +154,16 @@ class Coordinator:
             if isinstance(e, grpc.RpcError):
                 raise CoordinationError(f"etcd refused {what} (ship {self.ship}): {describe(e)}") from e
             raise
+
+    def _log_in(self) -> None:
+        """A token for the process's etcd user from the current endpoint. A dead endpoint is marked failed
+        as pyetcd does for its own calls (its private hook), so the retry logs in through another."""
+        if self._login is None:
+            return
+        try:
+            self._client.metadata = token_metadata(self._client.authstub, self._login, self.timeout_s)
+        except grpc.RpcError as e:
+            self._client._manage_grpc_errors(e)
 
     def _token_rejected(self, e: BaseException) -> bool:
         """etcd no longer takes our token (it expired, or the endpoint changed: simple tokens are kept by

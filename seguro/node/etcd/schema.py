@@ -287,9 +287,11 @@ def token_metadata(auth: etcdrpc.AuthStub, login: Login, timeout_s: float) -> tu
 
 
 def token_error(e: grpc.RpcError) -> bool:
-    """etcd refused the token (expired, or issued by another member), not the user."""
+    """etcd refused the token (expired, issued by another member, older than its auth store), or a call
+    went out while another thread was renewing it ("user name is empty"): not the user's fault."""
     details = e.details() or ""
-    return e.code() == grpc.StatusCode.UNAUTHENTICATED or "invalid auth token" in details
+    stale = ("invalid auth token", "user name is empty", "revision of auth store is old")
+    return e.code() == grpc.StatusCode.UNAUTHENTICATED or any(text in details for text in stale)
 
 
 def describe(e: BaseException) -> str:
