@@ -344,8 +344,11 @@ SHARED_SETTINGS = ("lease_ttl_s", "lease_margin_s", "ack_replicas", "max_event_b
                    "etcd_retain_bytes")  # fmt: skip
 
 
-def shared_settings(cfg: NodeConfig) -> dict[str, object]:
-    return {key: getattr(cfg, key) for key in SHARED_SETTINGS}
+def shared_settings(cfg: NodeConfig, keyring: Keyring | None = None) -> dict[str, object]:
+    """The settings replicas must share, and the event keys the node holds now (ids, never bytes): a
+    replica without the key about to be made current shows up in `seguro status` before `keys use`."""
+    held = {"current": keyring.current, "ids": keyring.ids} if keyring is not None else None
+    return {**{key: getattr(cfg, key) for key in SHARED_SETTINGS}, "event_keys": held}
 
 
 def core_config(cfg: NodeConfig) -> Config:

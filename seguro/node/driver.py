@@ -392,7 +392,8 @@ class Node:
                   "peer_refusals": self.peer_refusals, "etcd_alarms": list(self._etcd_alarms),
                   "effects_unserved": dict(self.emitter.unserved), "snapshot_event": self.snapshots.event,
                   "bootstrapped": self.snapshots.bootstrapped, "version": VERSION,
-                  "settings": shared_settings(self.cfg), "started_at": self.started_at}  # fmt: skip
+                  "settings": shared_settings(self.cfg, self.coord.keyring),
+                  "started_at": self.started_at}  # fmt: skip
         if self._etcd_alarms and not status["error"]:
             status["error"] = f"etcd alarm: {', '.join(self._etcd_alarms)}: {SPACE_HELP}"
         with self._lock:

@@ -81,7 +81,7 @@ def test_reload_and_sighup_apply_live_settings_and_name_the_rest(tmp_path: Path)
             return {r["id"]: r for r in status_rows(cluster.etcd, cluster.ship)["replicas"]}.get("n3", {})
 
         wait_until("n3 to publish", lambda: row().get("role") == "follower", 20, every_s=0.2)
-        assert set(row()["settings"]) == set(SHARED_SETTINGS)
+        assert set(row()["settings"]) == {*SHARED_SETTINGS, "event_keys"}
         assert status_rows(cluster.etcd, cluster.ship)["differ"] == {}, "all replicas run the same settings"
         settings.write_text("failover_priority = 5\nnofailover = true\netcd_retain_events = 5000\n")
         done = seguro(cluster, "reload", "--id", "n3")

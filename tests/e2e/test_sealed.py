@@ -18,6 +18,7 @@ from seguro.node.etcd.coordinator import Coordinator
 from seguro.node.eventlog import EventLog
 from seguro.ops import cluster as local
 from seguro.ops import keys
+from seguro.ops.admin import status_rows
 from seguro.ops.controls import reload_settings
 from seguro.proto.seguro.v1 import replication_pb2 as pb
 from tests.e2e.helpers import Cluster, wait_until
@@ -57,6 +58,10 @@ def test_no_plaintext_in_etcd_and_a_key_rotation_under_load_loses_nothing(tmp_pa
         keys.add(keyring)
         reload_everywhere(cluster, {"current": 1, "ids": [1, 2]})
         wait_until("more traffic", lambda: cluster.peer.answered() >= 400, 30)
+        held = {"current": 1, "ids": [1, 2]}
+        wait_until("every replica to show it holds key 2", lambda: all(
+            r["settings"].get("event_keys") == held for r in status_rows(cluster.etcd, "zod")["replicas"]
+        ), 10, every_s=0.2)  # fmt: skip
         keys.use(keyring, 2)
         reload_everywhere(cluster, {"current": 2, "ids": [1, 2]})
         wait_until("traffic under key 2", lambda: cluster.peer.answered() >= 700, 30)
