@@ -30,7 +30,10 @@ def lifetime(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _issue(directory: Path, name: str, cn: str, uris: tuple[str, ...], hosts: tuple[str, ...], days: int,
            renew_within: int) -> None:  # fmt: skip
-    ca = Authority(directory)
+    try:
+        ca = Authority(directory, create=False)  # only `seguro tls ca` makes a CA: never one by accident
+    except (OSError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
     issued = not ca.fresh(name, renew_within, cn, uris, hosts)
     files = ca.issue(name, cn, uris, hosts, days) if issued else None
     cert, key = directory / f"{name}.pem", directory / f"{name}.key"

@@ -236,10 +236,13 @@ def serve(node: NodeHandle, address: str, max_message_bytes: int) -> tuple[grpc.
     _health_of[server] = health_servicer
     reflected = (*SEGURO_SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(reflected, server)
-    if files is None:
-        port = server.add_insecure_port(address)
-    else:
-        port = server.add_secure_port(address, files.server_credentials())  # mutual TLS, then Authorizer
+    try:
+        if files is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, files.server_credentials())  # mutual TLS, then Authorizer
+    except RuntimeError:  # grpcio reports a failed bind (address in use, not ours) this way
+        port = 0
     if port == 0:
         raise OSError(f"cannot bind the gRPC server to {address}")
     server.start()

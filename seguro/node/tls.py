@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 
 ENV = ("SEGURO_CACERT", "SEGURO_CERT", "SEGURO_KEY")
 URI_PREFIX = "seguro://"
@@ -28,6 +31,16 @@ REPLICA, ADMIN = "replica", "admin"
 
 class TlsError(ValueError):
     """TLS files that cannot be used: missing, incomplete, or a key others may read."""
+
+
+def loose_mode(path: Path, what: str) -> str:
+    """Why a secret's file may not be used ('' when it may): anyone but its owner can read or write it.
+    One rule for TLS keys, etcd password files and event keyrings. Raises OSError when it is missing."""
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return (f"{what} {path} is mode {stat.S_IMODE(mode):o}: it must be readable by its owner only "
+                f"(chmod 600 {path})")
+    return ""
 
 
 @dataclass(frozen=True)
@@ -58,10 +71,18 @@ class TlsFiles:
         for what, path in (("CA", self.ca), ("certificate", self.cert), ("key", self.key)):
             if not path.is_file():
                 raise TlsError(f"TLS {what} {path} is not a readable file")
-        mode = self.key.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise TlsError(f"TLS key {self.key} is mode {stat.S_IMODE(mode):o}: it must be readable by its "
-                           f"owner only (chmod 600 {self.key})")  # fmt: skip
+        if why := loose_mode(self.key, "TLS key"):
+            raise TlsError(why)
+        try:  # PEM that parses, and a key that is the certificate's: not a bind error at start-up later
+            x509.load_pem_x509_certificates(self.ca.read_bytes())
+            cert = x509.load_pem_x509_certificate(self.cert.read_bytes())
+            key = serialization.load_pem_private_key(self.key.read_bytes(), password=None)
+        except (ValueError, TypeError, UnsupportedAlgorithm) as e:
+            raise TlsError(f"TLS files {self.ca}, {self.cert}, {self.key}: not PEM certificates and an "
+                           f"unencrypted PEM key ({type(e).__name__})") from None  # fmt: skip
+        spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        if cert.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
+            raise TlsError(f"TLS key {self.key} is not the key of certificate {self.cert}")
 
     def read(self) -> tuple[bytes, bytes, bytes]:
         return self.ca.read_bytes(), self.cert.read_bytes(), self.key.read_bytes()
@@ -91,10 +112,8 @@ class Login:
             raise TlsError("etcd login needs both the user and the password file (or neither)")
         path = Path(password_file)
         try:
-            mode = path.stat().st_mode
-            if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                raise TlsError(f"etcd password file {path} is mode {stat.S_IMODE(mode):o}: it must be "
-                               f"readable by its owner only (chmod 600 {path})")  # fmt: skip
+            if why := loose_mode(path, "etcd password file"):
+                raise TlsError(why)
             password = path.read_text().strip()
         except OSError as e:
             raise TlsError(f"etcd password file {path} cannot be read: {e.strerror}") from None

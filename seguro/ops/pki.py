@@ -29,10 +29,14 @@ BOTH_ENDS = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyU
 class Authority:
     """A CA kept in a directory: ca.pem and ca.key; `issue` writes NAME.pem and NAME.key beside them."""
 
-    def __init__(self, root: Path, name: str = "Seguro local CA", days: int = VALID_DAYS) -> None:
+    def __init__(
+        self, root: Path, name: str = "Seguro local CA", days: int = VALID_DAYS, create: bool = True
+    ) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
         self.cert_path, self.key_path = root / "ca.pem", root / "ca.key"
+        if not create and not self.cert_path.exists():
+            raise FileNotFoundError(f"no CA in {root} (make one first: seguro tls ca {root})")
+        root.mkdir(parents=True, exist_ok=True)
         if self.cert_path.exists():
             self._key = serialization.load_pem_private_key(self.key_path.read_bytes(), password=None)
             self._cert = x509.load_pem_x509_certificate(self.cert_path.read_bytes())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -73,3 +74,18 @@ def test_ship_create_exist_ok_is_idempotent_but_never_takes_another_ship(etcd1: 
     assert other.exit_code == 1 and "exists in etcd as ~zod" in other.output
     plain = runner.invoke(main, ["ship", "create", "--who", "~zod"], env=env)
     assert plain.exit_code == 1 and "already exists" in plain.output
+
+
+def test_tls_issues_only_from_an_existing_ca_and_a_busy_grpc_port_is_named(tmp_path: Path) -> None:
+    runner = CliRunner()
+    done = runner.invoke(main, ["tls", "replica", str(tmp_path / "pki"), "--ship", "zod", "--id", "n0"])
+    assert done.exit_code == 1 and "no CA in" in done.output and not (tmp_path / "pki").exists()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        data = str(tmp_path / "d")
+        run = runner.invoke(main, ["node", "run", "--id", "n0", "--ship", "zod", "--data", data,
+                                   "--etcd", DOWN, "--grpc", f"127.0.0.1:{port}"])  # fmt: skip
+    assert run.exit_code == 1 and f"cannot bind the gRPC server to 127.0.0.1:{port}" in run.output
+    assert "Traceback" not in run.output

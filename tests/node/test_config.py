@@ -156,6 +156,13 @@ def test_tls_files_make_etcd_https_and_a_loose_key_is_refused(tmp_path: Path) ->
     assert cfg.tls() == files
     with pytest.raises(ConfigError, match="with TLS files, etcd URLs must be https://"):
         NodeConfig.load(None, {**BASE, **tls, "etcd": "http://10.0.0.1:2379"})
+    other = Authority(tmp_path / "pki").issue("n1", "seguro-zod")
+    with pytest.raises(ConfigError, match="is not the key of certificate"):
+        NodeConfig.load(None, {**BASE, **tls, "tls_key": str(other.key), "etcd": "https://10.0.0.1:2379"})
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    with pytest.raises(ConfigError, match="not PEM certificates and an unencrypted PEM key"):
+        NodeConfig.load(None, {**BASE, **tls, "tls_ca": str(garbage), "etcd": "https://10.0.0.1:2379"})
     files.key.chmod(0o640)
     with pytest.raises(ConfigError, match="must be readable by its owner only"):
         NodeConfig.load(None, {**BASE, **tls, "etcd": "https://10.0.0.1:2379"})

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from seguro.invariant import InvariantViolation
+from seguro.node.tls import loose_mode
 from seguro.proto.seguro.v1 import replication_pb2 as pb
 
 NONCE_BYTES = 12
@@ -126,10 +126,8 @@ def new_key() -> bytes:
 def load(path: Path) -> Keyring:
     """Read a keyring file, refusing one that others may read or write."""
     try:
-        mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise KeyringError(f"keyring {path} is mode {stat.S_IMODE(mode):o}: it must be readable by its "
-                            f"owner only (chmod 600 {path})")  # fmt: skip
+        if why := loose_mode(path, "keyring"):
+            raise KeyringError(why)
         raw = json.loads(path.read_text())
         keys = {int(i): base64.b64decode(k, validate=True) for i, k in raw["keys"].items()}
         return Keyring(int(raw["current"]), keys, int(raw.get("issued", 0)))
