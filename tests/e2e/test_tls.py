@@ -72,6 +72,11 @@ def impersonate(cluster: Cluster, address: str, master: str) -> str:
         return " ".join(ack.error for ack in acks)
 
 
+def seguro(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "seguro.cli", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+
 def etcd_refuses(endpoints: str, files: TlsFiles | None) -> str:
     tls.configure(files)
     try:
@@ -135,30 +140,12 @@ def test_a_tls_cluster_serves_its_own_and_refuses_strangers(tmp_path: Path) -> N
             "SEGURO_CERT": str(operator.cert),
             "SEGURO_KEY": str(operator.key),
         }
-        done = subprocess.run(
-            [sys.executable, "-m", "seguro.cli", "step-down", "--json"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = seguro(env, "step-down", "--json")
         assert done.returncode == 0, done.stderr
-        status = subprocess.run(
-            [sys.executable, "-m", "seguro.cli", "status"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        status = seguro(env, "status")
         assert status.returncode == 0 and "master" in status.stdout, status.stderr
         bare = {k: v for k, v in env.items() if k not in ("SEGURO_CACERT", "SEGURO_CERT", "SEGURO_KEY")}
-        refused = subprocess.run(
-            [sys.executable, "-m", "seguro.cli", "status"],
-            env=bare,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        refused = seguro(bare, "status")
         assert refused.returncode == 2 and "https:// needs TLS files" in refused.stderr
     finally:
         cluster.close()
