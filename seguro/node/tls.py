@@ -14,7 +14,6 @@ as (etcd maps a client certificate's CN to a user when client-certificate auth i
 
 from __future__ import annotations
 
-import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,6 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
-ENV = ("SEGURO_CACERT", "SEGURO_CERT", "SEGURO_KEY")
 URI_PREFIX = "seguro://"
 REPLICA, ADMIN = "replica", "admin"
 
@@ -62,10 +60,6 @@ class TlsFiles:
         files = cls(Path(ca), Path(cert), Path(key))  # type: ignore[arg-type]
         files.check()
         return files
-
-    @classmethod
-    def from_env(cls) -> TlsFiles | None:
-        return cls.of(*(os.environ.get(name) for name in ENV))
 
     def check(self) -> None:
         for what, path in (("CA", self.ca), ("certificate", self.cert), ("key", self.key)):
@@ -120,10 +114,6 @@ class Login:
         if not password:
             raise TlsError(f"etcd password file {path} is empty")
         return cls(user, password)
-
-    @classmethod
-    def from_env(cls) -> Login | None:
-        return cls.of(os.environ.get("SEGURO_ETCD_USER"), os.environ.get("SEGURO_ETCD_PASSWORD_FILE"))
 
 
 _process_tls: TlsFiles | None = None
