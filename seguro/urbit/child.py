@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import ctypes
+import errno
 import logging
 import os
 import queue
 import select
+import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -44,18 +46,28 @@ _READ_CHUNK_BYTES = 1 << 16
 EXIT_GRACE_S = 5.0
 
 
-try:  # loaded before any fork: the child only calls it
-    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
-except (OSError, AttributeError):  # not Linux
-    _PRCTL = None
-_PR_SET_PDEATHSIG = 1
+# Started through this shim rather than a preexec_fn: Python code between fork and exec runs the
+# at-fork hooks of libraries loaded in the node (grpc's restarts its event engine in the child, which
+# was seen to abort the child with SIGABRT before it could exec). The shim arms SIGKILL-on-parent-death,
+# checks the parent did not die first, then execs the worker (same pid: the node tracks the worker).
+_DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    "armed = ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL) == 0\n"
+    "if not armed or os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit(70)\n"
+    "os.execvp(sys.argv[2], sys.argv[2:])\n"
+)
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGKILL when the node (the thread that started it) dies, so that a
-    worker orphaned by a crashed node can never write to a pier the restarted node is cutting back."""
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def dying_with_parent(argv: list[str]) -> list[str]:
+    """`argv` wrapped so that the worker gets SIGKILL when the node (the thread that started it) dies, so
+    a worker orphaned by a crashed node can never write to a pier the restarted node is cutting back.
+    Linux only (PR_SET_PDEATHSIG); elsewhere `argv` as it is."""
+    if not sys.platform.startswith("linux"):
+        return list(argv)
+    if not argv or shutil.which(argv[0]) is None:  # fail here as Popen would, not inside the shim
+        raise FileNotFoundError(errno.ENOENT, "no such executable", argv[0] if argv else "")
+    return [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *argv]
 
 
 class WorkerProcess:
@@ -87,8 +99,8 @@ class WorkerProcess:
             self._stderr_file = open(stderr_path, "ab")  # noqa: SIM115 - lives as long as the child
         try:
             self._proc = subprocess.Popen(
-                self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr_file, bufsize=0,
-                preexec_fn=_die_with_parent,
+                dying_with_parent(self.argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=self._stderr_file, bufsize=0,
             )  # fmt: skip
         except OSError as exc:
             if self._stderr_file is not None:
