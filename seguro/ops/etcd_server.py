@@ -33,6 +33,10 @@ MEMBER_CN = "etcd-member"  # every member's certificate: what the peer port admi
 HEALTH_TIMEOUT_S = 20.0
 START_ATTEMPTS = 3
 LOG_TAIL_BYTES = 2000
+HEARTBEAT_INTERVAL_MS = 100
+# Also how long a leader cut off from its quorum may still acknowledge lease keepalives (etcd 3.4 renews on
+# the leader without a quorum round); raft's CheckQuorum demotes it within two of these.
+ELECTION_TIMEOUT_MS = 1000
 
 
 class EtcdStartError(RuntimeError):
@@ -93,8 +97,8 @@ def etcd_command(member: MemberSpec, initial_cluster: str, token: str) -> list[s
         "--initial-cluster", initial_cluster,
         "--initial-cluster-state", "new",
         "--initial-cluster-token", token,
-        "--heartbeat-interval", "100",
-        "--election-timeout", "1000",
+        "--heartbeat-interval", str(HEARTBEAT_INTERVAL_MS),
+        "--election-timeout", str(ELECTION_TIMEOUT_MS),
         "--auto-compaction-mode", "periodic",
         "--auto-compaction-retention", "1h",
         "--logger", "zap",
