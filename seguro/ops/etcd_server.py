@@ -34,9 +34,7 @@ HEALTH_TIMEOUT_S = 20.0
 START_ATTEMPTS = 3
 LOG_TAIL_BYTES = 2000
 HEARTBEAT_INTERVAL_MS = 100
-# Also how long a leader cut off from its quorum may still acknowledge lease keepalives (etcd 3.4 renews on
-# the leader without a quorum round); raft's CheckQuorum demotes it within two of these.
-ELECTION_TIMEOUT_MS = 1000
+ELECTION_TIMEOUT_MS = 1000  # also: a leader cut off from its quorum is demoted within two of these
 
 
 class EtcdStartError(RuntimeError):

@@ -260,3 +260,32 @@ def test_three_members_survive_member_loss_and_watch_follows(etcd3: EtcdCluster)
     finally:
         a.close()
         b.close()
+
+
+def test_a_keepalive_from_a_leader_without_its_quorum_is_not_trusted(etcd3: EtcdCluster) -> None:
+    """Both followers freeze: etcd 3.4's leader still acknowledges the keepalive on its own, but the quorum
+    read that must confirm it cannot complete, so the renewal is refused (the deadline then runs out)."""
+    put_bare_genesis(etcd3.endpoints, SHIP)
+    leader = etcd3.leader()
+    assert leader is not None
+    c = Coordinator([etcd3.client_urls[leader]], SHIP, timeout_s=1.0, retry_budget_s=0.0)
+    followers = [i for i in range(3) if i != leader]
+    try:
+        lease = c.grant_lease(10)
+        assert 0 < c.keepalive(lease) <= 10
+        for i in followers:
+            etcd3.pause(i)
+        raw = pyetcd.client(*etcd3.client_urls[leader].removeprefix("http://").split(":"), timeout=1.0)
+        assert list(raw.refresh_lease(lease))[0].TTL > 0, "etcd's leader renews alone: the hazard exists"
+        raw.close()
+        with pytest.raises(CoordinationUnavailable):
+            c.keepalive(lease)
+    finally:
+        for i in followers:
+            etcd3.resume(i)
+        c.close()
+    c = Coordinator([etcd3.client_urls[leader]], SHIP, timeout_s=2.0)
+    try:
+        assert wait_for(lambda: c.keepalive(lease) > 0, 15), "confirmed again once the quorum is back"
+    finally:
+        c.close()

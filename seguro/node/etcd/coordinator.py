@@ -68,6 +68,7 @@ from seguro.node.etcd.schema import (  # noqa: F401 - re-exported: the etcd laye
     split_chunks,
     token_error,
     token_metadata,
+    unconfirmed_renewal,
 )
 from seguro.node.etcd.sealing import Keyring, open_record, seal_record
 from seguro.node.etcd.watch import MasterWatch
@@ -184,11 +185,14 @@ class Coordinator:
         return self._call("grant_lease", self._client.lease, ttl_s).id
 
     def keepalive(self, lease_id: int) -> int:
-        """Refresh the lease; return its remaining TTL in seconds. LeaseLost when it is gone."""
+        """The lease's TTL after a refresh a quorum read confirmed (see `unconfirmed_renewal`); LeaseLost."""
         replies = self._call("keepalive", lambda: list(self._client.refresh_lease(lease_id)))
         ttl_s = replies[0].TTL if replies else 0
         if ttl_s <= 0:
             raise LeaseLost(f"lease {lease_id:x} is gone (expired or revoked)")
+        read = self._call("keepalive check", self._client.get_response, self.keys.master, count_only=True)
+        if doubt := unconfirmed_renewal(replies[0].header, read.header):
+            raise CoordinationUnavailable(f"keepalive of lease {lease_id:x} not confirmed: {doubt}")
         return ttl_s
 
     def revoke(self, lease_id: int) -> None:

@@ -298,3 +298,21 @@ def describe(e: BaseException) -> str:
     if isinstance(e, grpc.RpcError):
         return f"{e.code().name}: {e.details()}"
     return f"{type(e).__name__}: {e}"
+
+
+def unconfirmed_renewal(renewed: etcdrpc.ResponseHeader, read: etcdrpc.ResponseHeader) -> str | None:
+    """Why a keepalive reply cannot extend the self-fencing deadline, or None when it can.
+
+    etcd 3.4 (the OS packages' 3.4.23) renews a lease on whichever member believes it leads, with no quorum
+    round. A leader cut off from its quorum, or whose raft loop is stuck on a slow disk, still acknowledges
+    keepalives while the others may elect a new leader, whose clock for the lease never hears of them
+    (etcd-io/etcd#15247): trusting such a reply could keep two masters emitting. So a reply counts only if
+    a linearizable read sent after it returns from the same member in the same raft term: the read needs
+    that term's leader to reach a quorum after the renewal, so no later leader, and no later lease clock,
+    can have started before it (a new leader restarts every lease's TTL when it takes over)."""
+    if (renewed.member_id, renewed.raft_term) == (read.member_id, read.raft_term):
+        return None
+    return (
+        f"the renewal came from member {renewed.member_id:x} in term {renewed.raft_term}, "
+        f"the quorum read from member {read.member_id:x} in term {read.raft_term}"
+    )
