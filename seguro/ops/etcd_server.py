@@ -34,7 +34,7 @@ HEALTH_TIMEOUT_S = 20.0
 START_ATTEMPTS = 3
 LOG_TAIL_BYTES = 2000
 HEARTBEAT_INTERVAL_MS = 100
-ELECTION_TIMEOUT_MS = 1000  # also: a leader cut off from its quorum is demoted within two of these
+ELECTION_TIMEOUT_MS = 1000  # etcd's default; a leader cut off from its quorum steps down within two
 
 
 class EtcdStartError(RuntimeError):

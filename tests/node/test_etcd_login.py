@@ -33,8 +33,18 @@ def password_file(path: Path, password: str, mode: int = 0o600) -> Path:
 
 @pytest.fixture
 def secured(tmp_path: Path) -> Iterator[tuple[EtcdCluster, Authority]]:
+    yield from _secured(tmp_path, ())
+
+
+@pytest.fixture
+def secured_short_tokens(tmp_path: Path) -> Iterator[tuple[EtcdCluster, Authority]]:
+    """etcd forgets a simple token unused for 1 s (its default: 300 s)."""
+    yield from _secured(tmp_path, ("--auth-token-ttl", "1"))
+
+
+def _secured(tmp_path: Path, extra_args: tuple[str, ...]) -> Iterator[tuple[EtcdCluster, Authority]]:
     ca = Authority(tmp_path / "pki")
-    cluster = EtcdCluster(tmp_path / "etcd", members=1, authority=ca).start()
+    cluster = EtcdCluster(tmp_path / "etcd", members=1, authority=ca, extra_args=extra_args).start()
     try:
         root = cluster.root_tls
         assert root is not None
@@ -76,6 +86,20 @@ def test_a_password_user_reaches_its_ship_only_and_logs_in_again(tmp_path: Path,
         pytest.raises(CoordinationError, match="permission denied"),
     ):
         other.genesis()
+
+
+def test_a_keepalive_logs_in_again_when_its_check_finds_the_token_gone(
+    tmp_path: Path, secured_short_tokens
+) -> None:
+    """etcd checks no token on a keepalive, but does on the read that confirms it. A lease connection never
+    retries (retry_budget_s 0): a token etcd has dropped must still cost no renewal."""
+    cluster, _ = secured_short_tokens
+    tls.configure_login(Login.of("zod-ops", password_file(tmp_path / "pw", "correct horse")))
+    with Coordinator(cluster.endpoints, "zod", timeout_s=2.0, retry_budget_s=0.0) as coord:
+        lease = coord.grant_lease(10)
+        assert coord.keepalive(lease) > 0
+        time.sleep(2.5)  # the token lapses
+        assert coord.keepalive(lease) > 0, "logged in again within the keepalive"
 
 
 def test_a_wrong_password_or_a_loose_file_is_refused(tmp_path: Path, secured) -> None:

@@ -1,14 +1,6 @@
 """Seguro's etcd adapter: leases, master election with a fencing token, and fenced log appends.
 
-Key layout under `/seguro/<ship>/`:
-
-- `master`: JSON {"id": node_id, ...info}, attached to the holder's lease. Its create_revision is the
-  master's epoch, the fencing token that every master write compares.
-- `head`: "<last committed event>:<epoch that wrote it>", decimal ASCII; absent means event 0.
-- `log/<first_event:020d>`: one committed pb.Batch (serialized), put in the same Txn that moves `head`.
-- `chunk/<event:020d>/<i:06d>`: piece i of an event too large for one request; its record in the batch
-  carries chunks=N, size=len(data), data=b"".
-- `replica/<id>`: JSON status a replica publishes (durable_event, applied_event, role, grpc, udp, updated_at).
+The keys and what each holds: `seguro.node.etcd.schema.Keys`.
 
 Safety never rests on leases (a lease can outlive its TTL): every master write is one Txn that compares the
 master key's create_revision with the writer's epoch. An ambiguous failure (timeout after the server applied
@@ -185,12 +177,20 @@ class Coordinator:
         return self._call("grant_lease", self._client.lease, ttl_s).id
 
     def keepalive(self, lease_id: int) -> int:
-        """The lease's TTL after a refresh a quorum read confirmed (see `unconfirmed_renewal`); LeaseLost."""
+        """Refresh the lease and confirm it with a quorum read (`unconfirmed_renewal` says why); its TTL.
+        LeaseLost when it is gone; CoordinationUnavailable when the renewal is not confirmed."""
         replies = self._call("keepalive", lambda: list(self._client.refresh_lease(lease_id)))
         ttl_s = replies[0].TTL if replies else 0
         if ttl_s <= 0:
             raise LeaseLost(f"lease {lease_id:x} is gone (expired or revoked)")
-        read = self._call("keepalive check", self._client.get_response, self.keys.master, count_only=True)
+        try:
+            read = self._call("keepalive check", self._client.get_response, self.keys.master, count_only=True)
+        except CoordinationError:
+            if self._login is None or self._client.metadata is not None:
+                raise
+            # etcd dropped our token (keepalives carry none it checks): log in and read again. A later
+            # read confirms the renewal just as well, as long as member and term are unchanged.
+            read = self._call("keepalive check", self._client.get_response, self.keys.master, count_only=True)
         if doubt := unconfirmed_renewal(replies[0].header, read.header):
             raise CoordinationUnavailable(f"keepalive of lease {lease_id:x} not confirmed: {doubt}")
         return ttl_s

@@ -129,6 +129,20 @@ class AppendResult:
 
 @dataclass(frozen=True)
 class Keys:
+    """Where one ship's state lives in etcd, under `/seguro/<ship>/`:
+
+    - `genesis`: the ship's identity (`Genesis`), written once by `seguro ship create` or an import.
+    - `master`: JSON {"id": node_id, ...info}, attached to the holder's lease. Its create_revision is the
+      master's epoch, the fencing token that every master write compares.
+    - `head`: "<last committed event>:<epoch that wrote it>", decimal ASCII; absent means event 0.
+    - `log/<first_event:020d>`: one committed pb.Batch (serialized), put in the same Txn that moves `head`.
+    - `chunk/<event:020d>/<i:06d>`: piece i of an event too large for one request; its record in the batch
+      carries chunks=N, size=len(data), data=b"".
+    - `replica/<id>`: JSON status a replica publishes (durable_event, applied_event, role, grpc, udp,
+      updated_at).
+    - `control/<name>`: an operator's control (see `control`).
+    """
+
     prefix: str
 
     @property
@@ -303,13 +317,18 @@ def describe(e: BaseException) -> str:
 def unconfirmed_renewal(renewed: etcdrpc.ResponseHeader, read: etcdrpc.ResponseHeader) -> str | None:
     """Why a keepalive reply cannot extend the self-fencing deadline, or None when it can.
 
-    etcd 3.4 (the OS packages' 3.4.23) renews a lease on whichever member believes it leads, with no quorum
-    round. A leader cut off from its quorum, or whose raft loop is stuck on a slow disk, still acknowledges
-    keepalives while the others may elect a new leader, whose clock for the lease never hears of them
-    (etcd-io/etcd#15247): trusting such a reply could keep two masters emitting. So a reply counts only if
-    a linearizable read sent after it returns from the same member in the same raft term: the read needs
-    that term's leader to reach a quorum after the renewal, so no later leader, and no later lease clock,
-    can have started before it (a new leader restarts every lease's TTL when it takes over)."""
+    etcd before 3.4.31 and 3.5.13 (the OS packages ship 3.4.23) renews a lease on whichever member believes
+    it leads, with no quorum round. A leader cut off from its quorum, or whose raft loop is stuck on a slow
+    disk, still acknowledges keepalives while the others may elect a new leader, whose clock for the lease
+    never hears of them (etcd-io/etcd#15247): trusting such a reply could keep two masters emitting.
+
+    So a reply counts only if a linearizable read sent after it returns from the same member with the same
+    raft term in its header. A header's term is the member's applied term, filled in before the renewal
+    runs; the read returns only after a leader of the member's current term confirmed it with a quorum,
+    and after the member applied an entry of that term. Equal terms therefore mean the member stayed in one
+    term throughout: the renewal went to that term's only leader, and a quorum still followed it after the
+    renewal, so no newer leader (which restarts every lease's TTL when it takes over) can have started its
+    clock before the keepalive was sent. A renewal that spans an election is refused too (and retried)."""
     if (renewed.member_id, renewed.raft_term) == (read.member_id, read.raft_term):
         return None
     return (
