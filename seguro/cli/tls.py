@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from seguro.node.etcd.schema import check_name
 from seguro.node.tls import ADMIN, REPLICA, uri
 from seguro.ops.etcd_auth import ship_user
 from seguro.ops.etcd_server import MEMBER_CN
@@ -30,6 +31,9 @@ def lifetime(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _issue(directory: Path, name: str, cn: str, uris: tuple[str, ...], hosts: tuple[str, ...], days: int,
            renew_within: int) -> None:  # fmt: skip
+    if days <= renew_within:
+        raise click.UsageError(f"--days {days} is within --renew-within {renew_within}: every run would "
+                               "issue it again")  # fmt: skip
     try:
         ca = Authority(directory, create=False)  # only `seguro tls ca` makes a CA: never one by accident
     except (OSError, ValueError) as e:
@@ -39,6 +43,15 @@ def _issue(directory: Path, name: str, cn: str, uris: tuple[str, ...], hosts: tu
     cert, key = directory / f"{name}.pem", directory / f"{name}.key"
     click.echo(json.dumps({"ca": str(ca.cert_path), "cert": str(files.cert if files else cert),
                            "key": str(files.key if files else key), "issued": issued}))  # fmt: skip
+
+
+def _names(**names: str) -> None:
+    """Names go into file names and seguro:// URIs: the rule etcd keys follow (no '/', printable)."""
+    for what, value in names.items():
+        try:
+            check_name(f"--{what}", value)
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
 
 
 @click.group("tls")
@@ -51,7 +64,10 @@ def group() -> None:
 @click.option("--days", type=click.IntRange(min=1), default=3650, show_default=True, help="A new CA's life.")
 def ca_command(directory: Path, days: int) -> None:
     """Make the CA (DIRECTORY/ca.pem, ca.key mode 600), or show the one there."""
-    ca = Authority(directory, days=days)
+    try:
+        ca = Authority(directory, days=days)
+    except (OSError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
     click.echo(json.dumps({"ca": str(ca.cert_path), "key": str(ca.key_path)}))
 
 
@@ -62,6 +78,7 @@ def ca_command(directory: Path, days: int) -> None:
 @lifetime
 def etcd_command(directory: Path, name: str, hosts: tuple[str, ...], days: int, renew_within: int) -> None:
     """An etcd member's certificate (server and peer; CN etcd-member): DIRECTORY/etcd-NAME.pem."""
+    _names(name=name)
     _issue(directory, f"etcd-{name}", MEMBER_CN, (), hosts, days, renew_within)
 
 
@@ -74,6 +91,7 @@ def etcd_command(directory: Path, name: str, hosts: tuple[str, ...], days: int, 
 def replica_command(directory: Path, ship: str, node_id: str, hosts: tuple[str, ...], days: int,
                     renew_within: int) -> None:  # fmt: skip
     """A replica's certificate, DIRECTORY/SHIP@ID.pem: seguro://SHIP/replica/ID, CN seguro-SHIP."""
+    _names(ship=ship, id=node_id)
     if "*" in ship or "@" in ship + node_id:
         raise click.UsageError("a replica belongs to one ship: --ship and --id take no '*' or '@'")
     names = (uri(ship, REPLICA, node_id),)
@@ -87,6 +105,7 @@ def replica_command(directory: Path, ship: str, node_id: str, hosts: tuple[str, 
 @lifetime
 def admin_command(directory: Path, name: str, ship: str, days: int, renew_within: int) -> None:
     """An operator's certificate: admin of SHIP on the nodes; in etcd, the ship's user (or root for *)."""
+    _names(name=name, ship=ship)
     user = "root" if ship == "*" else ship_user(ship)
     label = "all" if ship == "*" else ship
     _issue(directory, f"admin-{label}-{name}", user, (uri(ship, ADMIN, name),), (), days, renew_within)

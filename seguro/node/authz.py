@@ -22,11 +22,17 @@ NEEDS = {
     "/seguro.v1.Replication/Push": REPLICA,
     "/seguro.v1.Replication/Fetch": REPLICA,
     "/seguro.v1.Replication/FetchSnapshot": REPLICA,
-    "/seguro.v1.Admin/StepDown": ADMIN,
-    "/seguro.v1.Admin/Reload": ADMIN,
-    "/seguro.v1.Admin/Reinit": ADMIN,
-    "/seguro.v1.Admin/Poke": ADMIN,
-}  # every other method (Status, health, reflection): any certificate the handshake accepted
+}
+ADMIN_SERVICE, OPEN_ADMIN = "/seguro.v1.Admin/", {"/seguro.v1.Admin/Status"}
+# Every other Admin method takes an admin's certificate (a method added later too: deny by default);
+# everything else (Status, health, reflection): any certificate the handshake accepted.
+
+
+def needs(method: str) -> str | None:
+    """The role `method` takes; None: any certificate from the CA."""
+    if method.startswith(ADMIN_SERVICE) and method not in OPEN_ADMIN:
+        return ADMIN
+    return NEEDS.get(method)
 
 
 class Authorizer(grpc.ServerInterceptor):
@@ -35,7 +41,7 @@ class Authorizer(grpc.ServerInterceptor):
 
     def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
-        role = NEEDS.get(details.method)
+        role = needs(details.method)
         if handler is None or role is None:
             return handler
         kind = ("stream" if handler.request_streaming else "unary") + "_" + (

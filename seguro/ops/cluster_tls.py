@@ -14,8 +14,11 @@ from seguro.ops.pki import Authority
 LOOPBACK = ("127.0.0.1", "localhost")
 
 
+CA_DAYS = 3650  # the CA outlives its certificates, which are issued again when stale (`Authority.fresh`)
+
+
 def authority(workdir: Path) -> Authority:
-    return Authority(workdir / "pki")
+    return Authority(workdir / "pki", days=CA_DAYS)
 
 
 def secure_etcd(etcd: EtcdCluster, ship: str) -> None:
@@ -28,19 +31,18 @@ def secure_etcd(etcd: EtcdCluster, ship: str) -> None:
 
 def operator(workdir: Path) -> TlsFiles:
     """The operator's certificate: etcd's root user, and admin of every ship on the nodes."""
-    ca = authority(workdir)
-    existing = TlsFiles(ca.cert_path, ca.root / "operator.pem", ca.root / "operator.key")
-    if existing.cert.exists():
-        return existing
-    return ca.issue("operator", "root", uris=(uri("*", ADMIN, "operator"),))
+    ca, names = authority(workdir), (uri("*", ADMIN, "operator"),)
+    if ca.fresh("operator", 1, "root", names):
+        return TlsFiles(ca.cert_path, ca.root / "operator.pem", ca.root / "operator.key")
+    return ca.issue("operator", "root", uris=names)
 
 
 def node_flags(workdir: Path, ship: str, node_id: str) -> list[str]:
-    """A node's --tls-* flags, its certificate issued on first use (seguro://SHIP/replica/ID, CN the
-    ship's etcd user, valid for 127.0.0.1)."""
-    ca = authority(workdir)
-    cert, key = ca.root / f"node-{node_id}.pem", ca.root / f"node-{node_id}.key"
-    if not cert.exists():
-        names = (uri(ship, REPLICA, node_id),)
-        ca.issue(f"node-{node_id}", etcd_auth.ship_user(ship), uris=names, hosts=LOOPBACK)
+    """A node's --tls-* flags, its certificate issued when missing or stale (seguro://SHIP/replica/ID, CN
+    the ship's etcd user, valid for 127.0.0.1): a workdir used before for another ship gets new ones."""
+    ca, name, user = authority(workdir), f"node-{node_id}", etcd_auth.ship_user(ship)
+    cert, key = ca.root / f"{name}.pem", ca.root / f"{name}.key"
+    names = (uri(ship, REPLICA, node_id),)
+    if not ca.fresh(name, 1, user, names, LOOPBACK):
+        ca.issue(name, user, uris=names, hosts=LOOPBACK)
     return ["--tls-ca", str(ca.cert_path), "--tls-cert", str(cert), "--tls-key", str(key)]

@@ -8,6 +8,7 @@ clients that log in instead, through etcd's API."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import grpc
@@ -26,13 +27,19 @@ def ship_user(ship: str) -> str:
     return f"seguro-{ship}"
 
 
+def _ctl_env() -> dict[str, str]:
+    """The caller's environment (etcdctl is found as etcd is), without ETCDCTL_* settings that would
+    override the flags."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("ETCDCTL_")}, "ETCDCTL_API": "3"}
+
+
 def _ctl(endpoints: str, root: TlsFiles, *args: str) -> bool:
     """Run one etcdctl step; True when it changed something (False: it was there already)."""
     command = [ETCDCTL, "--endpoints", endpoints, "--cacert", str(root.ca), "--cert", str(root.cert),
                "--key", str(root.key), *args]  # fmt: skip
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=30,
-                              env={"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin:/usr/local/bin"})  # fmt: skip
+                              env=_ctl_env())  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as e:
         raise EtcdAuthError(f"etcdctl {' '.join(args)}: {e}") from None
     if "already exists" in done.stderr or "already granted" in done.stderr:

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from seguro.node.tls import TlsFiles
+from seguro.node.tls import TlsError, TlsFiles
 
 VALID_DAYS = 30
 SIGNING_ONLY = x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
@@ -36,10 +36,12 @@ class Authority:
         self.cert_path, self.key_path = root / "ca.pem", root / "ca.key"
         if not create and not self.cert_path.exists():
             raise FileNotFoundError(f"no CA in {root} (make one first: seguro tls ca {root})")
+        if self.cert_path.exists() != self.key_path.exists():  # never a new CA over half of an old one
+            raise ValueError(f"{root} holds one of ca.pem and ca.key without the other: restore it or "
+                             "move it away (a new CA would orphan every certificate the old one signed)")
         root.mkdir(parents=True, exist_ok=True)
         if self.cert_path.exists():
-            self._key = serialization.load_pem_private_key(self.key_path.read_bytes(), password=None)
-            self._cert = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
+            self._key, self._cert = _load_ca(self.cert_path, self.key_path)
             return
         self._key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
@@ -56,16 +58,20 @@ class Authority:
               hosts: tuple[str, ...] = ()) -> bool:  # fmt: skip
         """Whether NAME.pem exists, was signed by this very CA, names what would be issued now (CN, URIs,
         hosts: an older certificate with another CN, say, is issued again) and stays valid `for_days`."""
-        path = self.root / f"{name}.pem"
-        if not path.exists():
+        path, key_path = self.root / f"{name}.pem", self.root / f"{name}.key"
+        if not path.exists() or not key_path.exists():
             return False
-        cert = x509.load_pem_x509_certificate(path.read_bytes())
-        try:
+        try:  # anything unreadable, foreign or half-written (a key that is not the certificate's): issue
+            TlsFiles(self.cert_path, path, key_path).check()
+            cert = x509.load_pem_x509_certificate(path.read_bytes())
             cert.verify_directly_issued_by(self._cert)
+        except (TlsError, ValueError, TypeError, InvalidSignature):
+            return False
+        try:
             names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
             held = {str(n.value) for n in names}
-        except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
-            return False
+        except x509.ExtensionNotFound:  # issued with no names at all
+            held = set()
         cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=for_days)
         same = [a.value for a in cn] == [common_name] and held == {*uris, *hosts}
@@ -110,6 +116,16 @@ def _builder(subject: x509.Name, issuer: x509.Name, public_key: object, days: in
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=days))
     )
+
+
+def _load_ca(cert_path: Path, key_path: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """The CA's key and certificate, checked as a node checks its own files (mode 600, PEM, matching)."""
+    try:
+        TlsFiles(cert_path, cert_path, key_path).check()
+    except TlsError as e:
+        raise ValueError(f"the CA in {cert_path.parent}: {e}") from None
+    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    return key, x509.load_pem_x509_certificate(cert_path.read_bytes())  # type: ignore[return-value]
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
