@@ -15,7 +15,7 @@ import click
 from seguro.cli.keys import event_keys_option
 from seguro.cli.node import LOG_LEVELS
 from seguro.node.etcd.coordinator import CoordinationError
-from seguro.node.etcd.sealing import Keyring
+from seguro.node.etcd.sealing import Keyring, SealError
 from seguro.node.eventlog import EventLog, EventLogError
 from seguro.ops.pier import export_from_data, export_from_etcd, import_to_data, import_to_etcd
 from seguro.urbit.pier.layout import PierError
@@ -115,7 +115,7 @@ def import_command(
                                                  keyring=keyring)  # fmt: skip
             else:
                 report = import_to_data(pier, data_dir or Path(), progress=tick)  # type: ignore[arg-type]
-    except (ValueError, EventLogError, CoordinationError, OSError) as e:  # PierError is a ValueError
+    except (ValueError, EventLogError, CoordinationError, OSError, SealError) as e:  # PierError: ValueError
         raise click.ClickException(str(e)) from None
     if etcd is not None:
         seconds = time.monotonic() - started
@@ -165,7 +165,7 @@ def export_command(
                 first, last_held = log.first_event(), log.last_event()
             with progress("exporting", first, last_held, as_json) as tick:
                 last = export_from_data(data_dir or Path(), pier, major, force, progress=tick)  # type: ignore[arg-type]
-    except (ValueError, EventLogError, CoordinationError, OSError) as e:  # PierError is a ValueError
+    except (ValueError, EventLogError, CoordinationError, OSError, SealError) as e:  # PierError: ValueError
         raise click.ClickException(str(e)) from None
     click.echo(json.dumps({"pier": str(pier), "last_event": last}) if as_json else
                f"exported events ..{last} to {pier}")  # fmt: skip

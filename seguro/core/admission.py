@@ -19,7 +19,7 @@ class Standing:
     shown_epoch: int  # the master key's epoch as etcd last showed it (0: none)
     own_epoch: int  # this node's own term, when it is master or promoting (0: none)
     durable: int
-    shown_master: str = ""  # who holds the master key at shown_epoch, as etcd showed it
+    shown_master: str  # who holds the master key at shown_epoch, as etcd showed it ("": nobody)
 
 
 def why_refuse_push(ev: m.BatchReceived, me: Standing) -> str:

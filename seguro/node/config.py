@@ -50,7 +50,8 @@ class NodeConfig:
     ship: str = field(metadata=_doc("--ship", "The ship's name in etcd (a-z 0-9 . _ -)."))
     data_dir: Path = field(metadata=_doc("--data", "Data directory: DIR/log is the log, DIR/pier the ship."))
     etcd: tuple[str, ...] = field(metadata=_doc(
-        "--etcd", "etcd client URLs, http:// or bare HOST:PORT (a list, or one comma-separated string)."
+        "--etcd", "etcd client URLs: http://, https:// (with tls_* set) or bare HOST:PORT (a list, or one "
+        "comma-separated string)."
     ))  # fmt: skip
     grpc: str = field(default="127.0.0.1:0", metadata=_doc(
         "--grpc", "HOST:PORT of the replication/admin gRPC server (port 0: any free port)."

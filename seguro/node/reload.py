@@ -56,9 +56,10 @@ def reload_settings(node: Reloadable) -> dict[str, object]:
         live, restart = changes(node.cfg, new)
         keyring = new.keyring()  # read again even at the same path: a key rotation rewrites the file
         before = node.coord.keyring
-        if before is not None and keyring is None:
-            raise ConfigError("event_keys: a sealing node cannot stop sealing live (its peers would refuse "
-                              "the plaintext); restart it, and every replica, without it")  # fmt: skip
+        if (before is None) != (keyring is None):  # either way, peers or etcd's batches would be refused
+            raise ConfigError("event_keys: sealing cannot be turned on or off live (sealed and plaintext "
+                              "batches cannot mix in one ship); restart every replica with the same "
+                              "setting")  # fmt: skip
         node.cfg = replace(node.cfg, **live)  # validated again; nothing changed before this line
     except (ConfigError, ValueError, OSError) as e:
         return {"applied": {}, "restart_needed": [], "error": str(e)}

@@ -93,12 +93,17 @@ def up(
     workdir.mkdir(parents=True, exist_ok=True)
     if (workdir / STATE_FILE).exists():
         raise ClusterError(f"{workdir} already has a cluster ({STATE_FILE}); run `seguro cluster down` first")
+    if left := sorted(n for n in (f"n{i}" for i in range(replicas)) if (workdir / n).exists()):
+        raise ClusterError(f"{workdir} holds the logs of an earlier cluster ({', '.join(left)}), whose ship "
+                           "a new etcd would not know (its nodes would refuse to run): use a new workdir")
     token = f"seguro-{ship}-{os.getpid()}"
     ca = cluster_tls.authority(workdir) if secure else None
+    if seal:  # the etcd below starts empty, so a keyring left by an earlier `up` seals nothing anyone needs
+        (workdir / KEYRING_FILE).unlink(missing_ok=True)
+    keyring = keys.create(workdir / KEYRING_FILE) if seal else None  # before etcd: nothing left running
     etcd = EtcdCluster(workdir / "etcd", members=3, token=token, extra_args=etcd_args or (), authority=ca)
     etcd.start()
     etcd.write_state(workdir / "etcd.json")
-    keyring = keys.create(workdir / KEYRING_FILE) if seal else None
     extra = [*(["--event-keys", str(workdir / KEYRING_FILE)] if seal else []), *(extra or [])]
     state: dict = {"etcd": etcd.endpoints, "ship": ship, "nodes": [], "ttl": ttl_s, "extra": extra,
                    "bind": bind_host, "event_keys": str(workdir / KEYRING_FILE) if seal else ""}  # fmt: skip

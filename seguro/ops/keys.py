@@ -14,7 +14,7 @@ from seguro.node.etcd.sealing import Keyring, KeyringError
 
 
 def create(path: Path) -> Keyring:
-    if path.exists():
+    if path.exists() or path.is_symlink():
         raise KeyringError(f"{path} exists: a keyring is never overwritten (add or use keys in it)")
     ring = Keyring(1, {1: sealing.new_key()})
     sealing.save(path, ring)

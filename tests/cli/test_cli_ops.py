@@ -95,6 +95,13 @@ def test_out_of_range_cluster_and_demo_flags_are_usage_errors(tmp_path) -> None:
     assert not (tmp_path / "cluster.json").exists()  # nothing was started
 
 
+def test_cluster_up_refuses_a_workdir_holding_an_earlier_clusters_logs(tmp_path) -> None:
+    (tmp_path / "n1" / "log").mkdir(parents=True)
+    result = CliRunner().invoke(main, ["cluster", "up", "--workdir", str(tmp_path), "--seal"])
+    assert result.exit_code == 1 and "holds the logs of an earlier cluster (n1)" in result.output
+    assert not (tmp_path / "etcd").exists() and not (tmp_path / "event-keys.json").exists(), "nothing started"
+
+
 def test_ship_create_writes_the_genesis_once(etcd1: EtcdCluster) -> None:
     runner = CliRunner()
     create = ["ship", "create", "--etcd", etcd1.endpoints, "--ship", "zod", "--who", "~nec", "--json"]

@@ -35,7 +35,7 @@ class FakeNode:
         self.posted.append(event)
 
 
-def test_a_key_rotation_applies_and_sealing_cannot_be_turned_off_live(tmp_path: Path) -> None:
+def test_a_key_rotation_applies_and_sealing_cannot_be_turned_on_or_off_live(tmp_path: Path) -> None:
     path = tmp_path / "keys.json"
     keys.create(path)
     sealed = replace(BASE, event_keys=str(path))
@@ -47,5 +47,8 @@ def test_a_key_rotation_applies_and_sealing_cannot_be_turned_off_live(tmp_path: 
     plain = replace(BASE, failover_priority=7)  # event_keys dropped from the file, and another change
     node = FakeNode(sealed, plain, sealing.load(path))
     refused = reload_settings(node)  # type: ignore[arg-type]
-    assert "cannot stop sealing live" in refused["error"] and refused["applied"] == {}
+    assert "cannot be turned on or off live" in refused["error"] and refused["applied"] == {}
     assert node.cfg == sealed and node.posted == [], "a refused reload changes nothing"
+    node = FakeNode(plain, sealed, None)  # a plaintext ship's node handed a keyring
+    refused = reload_settings(node)  # type: ignore[arg-type]
+    assert "cannot be turned on or off live" in refused["error"] and node.coord.keyring is None

@@ -4,6 +4,7 @@ ship is refused loudly; keys rotate with old batches still readable; the keyring
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 
@@ -79,6 +80,24 @@ def test_the_keyring_file_is_guarded_and_rotates(tmp_path: Path) -> None:
     with pytest.raises(KeyringError, match="cannot be read") as e:
         sealing.load(path)
     assert "not base64" not in str(e.value), "no key material in errors"
+    good = base64.b64encode(bytes(32)).decode()
+    for bad in ('{"current": 1, "keys": {"01": "%s"}}', '{"current": true, "keys": {"1": "%s"}}',
+                '{"current": 1.9, "keys": {"1": "%s"}}', '{"current": 1, "keys": {" 1": "%s"}}'):  # fmt: skip
+        path.write_text(bad % good)
+        with pytest.raises(KeyringError, match="cannot be read"):
+            sealing.load(path)
+
+
+def test_a_keyring_behind_a_symlink_is_rotated_in_place_and_a_bad_directory_is_named(tmp_path: Path) -> None:
+    real, link = tmp_path / "real.json", tmp_path / "link.json"
+    keys.create(real)
+    link.symlink_to(real)
+    keys.add(link)
+    assert link.is_symlink() and sealing.load(real).ids == [1, 2], "the file the link names got the key"
+    with pytest.raises(KeyringError, match="never overwritten"):
+        keys.create(link)
+    with pytest.raises(KeyringError, match="cannot be written"):
+        keys.create(tmp_path / "no" / "such" / "dir.json")
 
 
 @pytest.fixture
@@ -133,9 +152,12 @@ def test_a_copied_or_plaintext_record_is_refused(etcd1: EtcdCluster, sealed: Coo
 def test_a_rotation_keeps_old_batches_readable(etcd1: EtcdCluster, sealed: Coordinator) -> None:
     m = sealed.campaign("a", sealed.grant_lease(10), {}, G)
     assert sealed.append_records(m.epoch, 0, [b"under key 1"]).ok
-    sealed.keyring = ring(1, 2, current=1)  # step 1: every reader can open key 2
+    sealed.keyring = ring(1, 2, current=1)  # step 1: every reader can open key 2; writes stay under key 1
+    assert sealed.append_records(m.epoch, 1, [b"still key 1"]).ok
     sealed.keyring = ring(1, 2, current=2)  # step 2: new batches under key 2
-    assert sealed.append_records(m.epoch, 1, [b"under key 2"]).ok
+    assert sealed.append_records(m.epoch, 2, [b"under key 2"]).ok
     batches = [pb.Batch.FromString(v) for k, v in everything_under(etcd1, SHIP) if b"/log/" in k]
-    assert sorted(r.key for b in batches for r in b.records) == [1, 2]
-    assert [r.data for b in sealed.read_batches(1) for r in b.records] == [b"under key 1", b"under key 2"]
+    assert sorted(r.key for b in batches for r in b.records) == [1, 1, 2]
+    assert [r.data for b in sealed.read_batches(1) for r in b.records] == [
+        b"under key 1", b"still key 1", b"under key 2"
+    ]

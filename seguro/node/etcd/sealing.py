@@ -129,21 +129,39 @@ def load(path: Path) -> Keyring:
         if why := loose_mode(path, "keyring"):
             raise KeyringError(why)
         raw = json.loads(path.read_text())
-        keys = {int(i): base64.b64decode(k, validate=True) for i, k in raw["keys"].items()}
-        return Keyring(int(raw["current"]), keys, int(raw.get("issued", 0)))
+        keys = {_key_id(i): base64.b64decode(k, validate=True) for i, k in raw["keys"].items()}
+        return Keyring(_whole(raw["current"]), keys, _whole(raw.get("issued", 0)))
     except KeyringError:
         raise
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise KeyringError(f"keyring {path} cannot be read: {type(e).__name__}") from None  # no key bytes
 
 
+def _key_id(text: str) -> int:
+    """A key id as the file spells it: a plain decimal ('01' and ' 1' would alias key 1)."""
+    if not text.isdigit() or str(int(text)) != text:
+        raise ValueError("a key id is a plain decimal number")
+    return int(text)
+
+
+def _whole(value: object) -> int:
+    if type(value) is not int:  # not a bool, not 1.9
+        raise TypeError("a key id is a whole number")
+    return value
+
+
 def save(path: Path, ring: Keyring) -> None:
-    """Write a keyring file with mode 600, atomically (a rotation never leaves half a file)."""
+    """Write a keyring file with mode 600, atomically (a rotation never leaves half a file), through a
+    symlink to the file it names rather than over the link."""
+    path = path.resolve()
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # a leftover tmp file keeps its mode through O_TRUNC
-    with os.fdopen(fd, "w") as f:
-        f.write(ring.to_json())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a leftover tmp file keeps its mode through O_TRUNC
+        with os.fdopen(fd, "w") as f:
+            f.write(ring.to_json())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise KeyringError(f"keyring {path} cannot be written: {e.strerror}") from None
